@@ -1,0 +1,209 @@
+"""2-D convolution by im2col + GEMM, exactly as Caffe computes it.
+
+Notation (see minialex/backend/numpy_ref.py): x (N, C, H, W), weight (OC, C/G, KH, KW), bias (OC,),
+y (N, OC, OH, OW); G groups, each seeing C/G input channels and producing OC/G output channels.
+
+Forward, per image n and group g:
+    cols[n]  = im2col(x[n])                       (C*KH*KW, OH*OW)
+    y[n, g]  = weight[g] @ cols[n, g]             (OC/G, C/G*KH*KW) @ (C/G*KH*KW, OH*OW)
+Backward:
+    grad wrt weight[g] = sum_n gy[n, g] @ cols[n, g]^T
+    grad wrt x[n]      = col2im(weight^T @ gy[n])
+    grad wrt bias[o]   = sum of gy[:, o]
+
+The batch is processed in chunks so that the im2col buffer never exceeds ``im2col_budget`` bytes.
+The columns are kept for backward when the whole batch fits in one chunk, and recomputed chunk by
+chunk in backward otherwise (an im2col costs far less than the GEMM it feeds).
+
+Two convolutions live here, and a test checks that they agree:
+* ``conv2d``: the fused op, forward and backward written by hand (what the layers use);
+* ``conv2d_composed``: a differentiable ``Im2col`` followed by ``@``, whose gradient autograd derives.
+"""
+
+from __future__ import annotations
+
+from minialex import backend
+from minialex.ops._args import check_4d, output_size, pair
+from minialex.ops.basic import Pad
+from minialex.tensor import Function
+
+_im2col_budget = 256 * 2**20  # bytes
+
+
+def set_im2col_budget(nbytes: int):
+    """Cap the im2col buffer of one chunk at ``nbytes`` (default 256 MiB); at least one image is
+    always processed at a time."""
+    global _im2col_budget
+    if nbytes <= 0:
+        raise ValueError(f"set_im2col_budget: expected a positive number of bytes, got {nbytes}")
+    _im2col_budget = int(nbytes)
+
+
+def get_im2col_budget() -> int:
+    return _im2col_budget
+
+
+class Conv2d(Function):
+    def forward(self, x, weight, bias, stride, padding, dilation, groups):
+        N, C, H, W = x.shape
+        OC, Cg, KH, KW = weight.shape
+        G = groups
+        (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+        OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
+        OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+        self.geometry = (KH, KW, SH, SW, PH, PW, DH, DW)
+        self.shapes = (N, C, H, W, OC, G, OH, OW)
+        xp, K = backend.xp_of(x), backend.kernels_for(x)
+
+        w = weight.reshape(G, OC // G, Cg * KH * KW)                  # (G, OC/G, C/G*KH*KW)
+        y = xp.empty((N, OC, OH * OW), dtype=x.dtype)                  # (N, OC, OH*OW)
+        chunk = self._images_per_chunk(x.dtype.itemsize)
+        kept_cols = None
+        for n0 in range(0, N, chunk):
+            n1 = min(N, n0 + chunk)
+            cols = self._columns(x[n0:n1])                             # (n, C*KH*KW, OH*OW)
+            y_chunk = y[n0:n1].reshape(n1 - n0, G, OC // G, OH * OW)   # (n, G, OC/G, OH*OW) view of y
+            xp.matmul(w, cols.reshape(n1 - n0, G, Cg * KH * KW, OH * OW), out=y_chunk)
+            if chunk >= N:
+                kept_cols = cols
+        if bias is not None:
+            K.bias_add(y, bias)
+        self.save(x=x, weight=weight, cols=kept_cols)
+        self.has_bias = bias is not None
+        return y.reshape(N, OC, OH, OW)
+
+    def _images_per_chunk(self, itemsize):
+        N, C, H, W, OC, G, OH, OW = self.shapes
+        KH, KW = self.geometry[:2]
+        bytes_per_image = C * KH * KW * OH * OW * itemsize
+        return max(1, min(N, _im2col_budget // bytes_per_image))
+
+    def _columns(self, x):
+        """im2col of a chunk of images into a fresh buffer."""
+        n, C = x.shape[:2]
+        KH, KW = self.geometry[:2]
+        OH, OW = self.shapes[6:]
+        cols = backend.xp_of(x).empty((n, C * KH * KW, OH * OW), dtype=x.dtype)
+        backend.kernels_for(x).im2col(x, *self.geometry, cols)
+        return cols
+
+    def backward(self, gy):
+        x, weight, kept_cols = self.saved["x"], self.saved["weight"], self.saved["cols"]
+        N, C, H, W, OC, G, OH, OW = self.shapes
+        KH, KW = self.geometry[:2]
+        Cg = C // G
+        xp, K = backend.xp_of(gy), backend.kernels_for(gy)
+        need_x, need_w, need_b = self.needs_input_grad
+        gy = gy.reshape(N, G, OC // G, OH * OW)                       # (N, G, OC/G, OH*OW)
+        w = weight.reshape(G, OC // G, Cg * KH * KW)                  # (G, OC/G, C/G*KH*KW)
+        wT = xp.swapaxes(w, 1, 2)                                     # (G, C/G*KH*KW, OC/G)
+
+        gx = xp.empty_like(x) if need_x else None
+        gw = xp.zeros((G, OC // G, Cg * KH * KW), dtype=x.dtype) if need_w else None
+        chunk = self._images_per_chunk(x.dtype.itemsize)
+        for n0 in range(0, N, chunk):
+            n1 = min(N, n0 + chunk)
+            gy_chunk = gy[n0:n1]
+            if need_w:  # ==== grad wrt weight: sum over images of gy @ cols^T ====
+                cols = kept_cols if kept_cols is not None else self._columns(x[n0:n1])
+                cols = cols.reshape(n1 - n0, G, Cg * KH * KW, OH * OW)  # (n, G, C/G*KH*KW, OH*OW)
+                gw += (gy_chunk @ xp.swapaxes(cols, 2, 3)).sum(axis=0)
+            if need_x:  # ==== grad wrt x: col2im of weight^T @ gy ====
+                gcols = (wT @ gy_chunk).reshape(n1 - n0, C * KH * KW, OH * OW)  # (n, C*KH*KW, OH*OW)
+                K.col2im(gcols, *self.geometry, gx[n0:n1])
+        gb = None
+        if need_b:  # ==== grad wrt bias ====
+            gb = xp.empty((OC,), dtype=gy.dtype)
+            K.bias_grad(gy.reshape(N, OC, OH * OW), gb)
+        return gx, (gw.reshape(weight.shape) if need_w else None), gb
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution of ``input`` (N, C, H, W) with ``weight`` (OC, C/groups, KH, KW), as
+    ``torch.nn.functional.conv2d``. ``padding`` is an int, a pair, ``"valid"`` (0) or ``"same"``
+    (output as large as the input; stride 1 only; an odd total padding puts the extra row/column at
+    the bottom/right, as PyTorch does)."""
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups,
+                   where=f"conv2d(weight {tuple(weight.shape)})")
+
+
+def _conv2d(input, weight, bias, stride, padding, dilation, groups, where):
+    x, (SH, SW), (PH, PW), dilation = _check_conv_args(input, weight, bias, stride, padding, dilation,
+                                                       groups, where)
+    return Conv2d.apply(x, weight, bias, stride=(SH, SW), padding=(PH, PW), dilation=dilation, groups=groups)
+
+
+def _check_conv_args(x, weight, bias, stride, padding, dilation, groups, where):
+    """Validate and normalize; returns (x, possibly pre-padded for 'same', stride, padding, dilation)."""
+    if weight.ndim != 4:
+        raise ValueError(f"{where}: weight must be (OC, C/groups, KH, KW), got {weight.shape}")
+    OC, Cg, KH, KW = weight.shape
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or OC % groups:
+        raise ValueError(f"{where}: groups must be a positive int dividing out_channels={OC}, got {groups!r}")
+    N, C, H, W = check_4d(x, Cg * groups, where)
+    if bias is not None and tuple(bias.shape) != (OC,):
+        raise ValueError(f"{where}: bias must have shape ({OC},), got {bias.shape}")
+    stride = pair(stride, "stride", where, 1)
+    dilation = pair(dilation, "dilation", where, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{where}: padding='same' needs stride 1, got stride={stride}; "
+                                 "give the padding as numbers instead")
+            totals = (dilation[0] * (KH - 1), dilation[1] * (KW - 1))
+            if totals[0] % 2 or totals[1] % 2:  # asymmetric: the extra row/column goes bottom/right
+                x = Pad.apply(x, pads=((0, 0), (0, 0), (0, totals[0] % 2), (0, totals[1] % 2)))
+            padding = (totals[0] // 2, totals[1] // 2)
+        else:
+            raise ValueError(f"{where}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    padding = pair(padding, "padding", where, 0)
+    H, W = x.shape[2:]
+    output_size(H, KH, stride[0], padding[0], dilation[0], False, where, "H")
+    output_size(W, KW, stride[1], padding[1], dilation[1], False, where, "W")
+    return x, stride, padding, dilation
+
+
+# =============================================================================================
+# The teaching twin: convolution composed of a differentiable im2col and a matrix product
+# =============================================================================================
+
+
+class Im2col(Function):
+    """cols = im2col(x); its backward is col2im: the two are each other's transpose."""
+
+    def forward(self, x, kernel_size, stride, padding, dilation):
+        N, C, H, W = x.shape
+        (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel_size, stride, padding, dilation
+        OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
+        OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+        self.geometry, self.x_shape = (KH, KW, SH, SW, PH, PW, DH, DW), x.shape
+        cols = backend.xp_of(x).empty((N, C * KH * KW, OH * OW), dtype=x.dtype)  # (N, C*KH*KW, OH*OW)
+        backend.kernels_for(x).im2col(x, *self.geometry, cols)
+        return cols
+
+    def backward(self, gcols):
+        gx = backend.xp_of(gcols).empty(self.x_shape, dtype=gcols.dtype)  # (N, C, H, W)
+        backend.kernels_for(gcols).col2im(gcols, *self.geometry, gx)
+        return gx
+
+
+def conv2d_composed(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """The same convolution as ``conv2d``, built from ``Im2col`` and ``@``: autograd derives its
+    backward. Slower and hungrier for memory (no chunking); here to be read and compared."""
+    where = f"conv2d_composed(weight {tuple(weight.shape)})"
+    x, stride, padding, dilation = _check_conv_args(input, weight, bias, stride, padding, dilation, groups, where)
+    N, C, H, W = x.shape
+    OC, Cg, KH, KW = weight.shape
+    G = groups
+    cols = Im2col.apply(x, kernel_size=(KH, KW), stride=stride, padding=padding, dilation=dilation)
+    P = cols.shape[2]                                          # OH*OW
+    cols = cols.reshape(N, G, Cg * KH * KW, P)                 # (N, G, C/G*KH*KW, OH*OW)
+    w = weight.reshape(G, OC // G, Cg * KH * KW)               # (G, OC/G, C/G*KH*KW)
+    y = w @ cols                                               # (N, G, OC/G, OH*OW)
+    OH = (H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) // stride[0] + 1
+    y = y.reshape(N, OC, OH, P // OH)                          # (N, OC, OH, OW)
+    if bias is not None:
+        y = y + bias.reshape(1, OC, 1, 1)
+    return y
