@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from types import ModuleType
@@ -68,11 +69,7 @@ def default_name() -> str:
     name = os.environ.get("MINIALEX_BACKEND")
     if name:
         return name
-    return "numba" if importlib.util.find_spec("numba") and _has_module("numba") else "numpy"
-
-
-def _has_module(name: str) -> bool:
-    return importlib.util.find_spec(_MODULES[name]) is not None
+    return "numpy"
 
 
 _current: Backend | None = None
