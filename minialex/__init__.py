@@ -11,7 +11,7 @@ from minialex.backend import backend_scope, set_backend
 from minialex.random import manual_seed
 from minialex.tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
 from minialex.gradcheck import GradcheckError, gradcheck
-from minialex import nn, optim  # noqa: E402
+from minialex import io, models, nn, optim  # noqa: E402
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "is_grad_enabled", "set_backend", "backend_scope",
-           "manual_seed", "gradcheck", "GradcheckError", "nn", "optim", "random", "__version__"]
+           "manual_seed", "gradcheck", "GradcheckError", "nn", "optim", "models", "io", "random", "__version__"]

@@ -39,11 +39,18 @@ def constant_(param, value: float):
 
 
 def normal_(param, mean: float = 0.0, std: float = 1.0):
-    return _fill(param, random.generator().normal(mean, std, size=param.shape))
+    return _fill(param, _standard_normal(param.size, param.dtype) * std + mean)
+
+
+def _standard_normal(count, dtype):
+    """N(0, 1) draws, in float32 for a float32 parameter (twice as fast as float64 then cast)."""
+    dtype = np.float32 if np.dtype(dtype) == np.float32 else np.float64
+    return random.generator().standard_normal(count, dtype=dtype)
 
 
 def uniform_(param, a: float = 0.0, b: float = 1.0):
-    return _fill(param, random.generator().uniform(a, b, size=param.shape))
+    dtype = np.float32 if param.dtype == np.float32 else np.float64
+    return _fill(param, a + (b - a) * random.generator().random(param.size, dtype=dtype))
 
 
 def trunc_normal_(param, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
@@ -51,12 +58,11 @@ def trunc_normal_(param, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b
     TensorFlow's truncated_normal is ``trunc_normal_(p, 0, s, -2*s, 2*s)``."""
     if not a < b:
         raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
-    rng = random.generator()
-    values = rng.normal(mean, std, size=param.size)
-    outside = (values < a) | (values > b)
-    while outside.any():
-        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
-        outside = (values < a) | (values > b)
+    values = _standard_normal(param.size, np.float64) * std + mean
+    redraw = np.flatnonzero((values < a) | (values > b))
+    while redraw.size:  # redraw only the entries still outside
+        values[redraw] = _standard_normal(redraw.size, np.float64) * std + mean
+        redraw = redraw[(values[redraw] < a) | (values[redraw] > b)]
     return _fill(param, values)
 
 
