@@ -56,6 +56,9 @@ def get(name: str) -> Backend:
         except ImportError as err:
             raise BackendUnavailable(f"backend {name!r} is not available ({err}); "
                                      f"install it with: {_INSTALL_HINT.get(name, 'pip install minialex')}") from err
+        reason = getattr(module, "unavailable_reason", lambda: None)()  # e.g. CuPy installed, but no GPU
+        if reason:
+            raise BackendUnavailable(f"backend {name!r} cannot run here: {reason}")
         _loaded[name] = Backend(name, module, module.xp, module.DEVICE)
     return _loaded[name]
 
@@ -69,7 +72,11 @@ def default_name() -> str:
     name = os.environ.get("MINIALEX_BACKEND")
     if name:
         return name
-    return "numpy"
+    try:
+        import numba  # noqa: F401  (the numba backend's only requirement; a broken install falls back too)
+    except Exception:
+        return "numpy"
+    return "numba"
 
 
 _current: Backend | None = None

@@ -20,10 +20,10 @@ Notation, used in every file of minialex (Python and CUDA):
 
 The kernels:
 
-    im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols)                 x (N,C,H,W) -> cols (N, C*KH*KW, OH*OW)
+    im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols)                 x (N,C,H,W) -> cols (C*KH*KW, N*OH*OW)
     col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, gx)                cols -> gx (N,C,H,W), overlaps summed
     maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, argmax) y (N,C,OH,OW), argmax int32 into H*W
-    maxpool2d_backward(gy, argmax, gx)                              gx (N,C,H,W)
+    maxpool2d_backward(gy, argmax, KH, KW, SH, SW, PH, PW, DH, DW, gx)   gx (N,C,H,W)
     avgpool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, y)
     avgpool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, gx)
     lrn_forward(x, size, alpha, beta, k, y, scale)                  y, scale (N,C,L)
@@ -53,10 +53,11 @@ KERNELS = ("im2col", "col2im", "maxpool2d_forward", "maxpool2d_backward", "avgpo
 # Convolution: im2col / col2im
 # =============================================================================================
 #
-# For each output pixel (oh, ow) the receptive field x[n, :, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]
-# is copied into one column, so that convolution becomes a matrix product:
-#     y[n] (OC, OH*OW) = weight (OC, C*KH*KW) @ cols[n] (C*KH*KW, OH*OW)
-# Rows of cols are ordered (c, kh, kw), the same order as weight.reshape(OC, -1).
+# For each output pixel (n, oh, ow) the receptive field x[n, :, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]
+# is copied into one column, so that convolution of the whole batch is ONE matrix product:
+#     y (OC, N*OH*OW) = weight (OC, C*KH*KW) @ cols (C*KH*KW, N*OH*OW)
+# Rows of cols are ordered (c, kh, kw), the same order as weight.reshape(OC, -1); columns are ordered
+# (n, oh, ow). With groups, group g's rows are the contiguous block g*C/G*KH*KW ... (g+1)*C/G*KH*KW.
 
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols):
@@ -64,13 +65,14 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols):
     OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
     OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
     x_pad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
-    cols6 = cols.reshape(N, C, KH, KW, OH, OW)  # a view of the output buffer
+    cols6 = cols.reshape(C, KH, KW, N, OH, OW)  # a view of the output buffer
     for kh in range(KH):
         h0 = kh * DH
         for kw in range(KW):
             w0 = kw * DW
             # every output pixel's (kh, kw) tap at once: a strided slice of the padded input
-            cols6[:, :, kh, kw, :, :] = x_pad[:, :, h0:h0 + SH * (OH - 1) + 1:SH, w0:w0 + SW * (OW - 1) + 1:SW]
+            tap = x_pad[:, :, h0:h0 + SH * (OH - 1) + 1:SH, w0:w0 + SW * (OW - 1) + 1:SW]  # (N, C, OH, OW)
+            cols6[:, kh, kw] = tap.transpose(1, 0, 2, 3)                                  # (C, N, OH, OW)
 
 
 def col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, gx):
@@ -79,12 +81,13 @@ def col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, gx):
     OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
     OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
     gx_pad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=gx.dtype)
-    cols6 = cols.reshape(N, C, KH, KW, OH, OW)
+    cols6 = cols.reshape(C, KH, KW, N, OH, OW)
     for kh in range(KH):
         h0 = kh * DH
         for kw in range(KW):
             w0 = kw * DW
-            gx_pad[:, :, h0:h0 + SH * (OH - 1) + 1:SH, w0:w0 + SW * (OW - 1) + 1:SW] += cols6[:, :, kh, kw, :, :]
+            tap = cols6[:, kh, kw].transpose(1, 0, 2, 3)                                   # (N, C, OH, OW)
+            gx_pad[:, :, h0:h0 + SH * (OH - 1) + 1:SH, w0:w0 + SW * (OW - 1) + 1:SW] += tap
     gx[...] = gx_pad[:, :, PH:PH + H, PW:PW + W]
 
 
@@ -107,15 +110,17 @@ def _window_padding(H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
 def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, argmax):
     """y = max over each window; argmax = flat index h*W + w of the winner in its (n, c) plane.
 
-    Ties go to the first maximum in window order (row by row, kh then kw), as in PyTorch; NaN wins.
-    Padding never wins (it is -inf).
+    PyTorch's rule, exactly: scanning the window row by row (kh, then kw) and skipping taps outside
+    the input, a tap replaces the current best if it is the first, if it is greater (so ties go to the
+    first maximum), or if it is NaN (so a NaN wins, the last one if there are several). A dilated
+    window whose taps all miss the input gives -inf and argmax -1.
     """
     N, C, H, W = x.shape
     _, _, OH, OW = y.shape
     extra_h, extra_w = _window_padding(H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     x_pad = np.pad(x, ((0, 0), (0, 0), (PH, PH + extra_h), (PW, PW + extra_w)), constant_values=-np.inf)
     best = np.full((N, C, OH, OW), -np.inf, dtype=x.dtype)
-    best_index = np.zeros((N, C, OH, OW), dtype=np.int32)
+    best_index = np.full((N, C, OH, OW), -1, dtype=np.int32)   # -1: no tap inside the input yet
     oh = np.arange(OH).reshape(OH, 1)
     ow = np.arange(OW).reshape(1, OW)
     for kh in range(KH):
@@ -123,21 +128,26 @@ def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, argmax):
         for kw in range(KW):
             w0 = kw * DW
             tap = x_pad[:, :, h0:h0 + SH * (OH - 1) + 1:SH, w0:w0 + SW * (OW - 1) + 1:SW]
-            wins = (tap > best) | (np.isnan(tap) & ~np.isnan(best))  # strict '>': the first max stays
             h = oh * SH - PH + h0  # (OH, 1) input row of this tap
             w = ow * SW - PW + w0  # (1, OW) input column
+            inside = (h >= 0) & (h < H) & (w >= 0) & (w < W)         # (OH, OW)
+            wins = inside & ((best_index < 0) | (tap > best) | np.isnan(tap))  # strict '>': the first max stays
             best = np.where(wins, tap, best)
             best_index = np.where(wins, (h * W + w).astype(np.int32), best_index)
     y[...] = best
     argmax[...] = best_index
 
 
-def maxpool2d_backward(gy, argmax, gx):
-    """Each output's gradient goes to the input element that won its window (summed over windows)."""
+def maxpool2d_backward(gy, argmax, KH, KW, SH, SW, PH, PW, DH, DW, gx):
+    """Each output's gradient goes to the input element that won its window (summed over windows).
+    The window geometry is not needed here (argmax says where each gradient goes); a gather-form
+    kernel (CUDA) uses it to find the windows that cover an input element."""
     N, C, H, W = gx.shape
     gx_planes = np.zeros((N * C, H * W), dtype=gx.dtype)            # (N*C, H*W)
     plane = np.arange(N * C).reshape(N * C, 1)                        # (N*C, 1)
-    np.add.at(gx_planes, (plane, argmax.reshape(N * C, -1)), gy.reshape(N * C, -1))
+    winner = argmax.reshape(N * C, -1)                                # (N*C, OH*OW)
+    valid = winner >= 0  # -1: a dilated window that missed the input; its gradient goes nowhere
+    np.add.at(gx_planes, (np.broadcast_to(plane, winner.shape)[valid], winner[valid]), gy.reshape(N * C, -1)[valid])
     gx[...] = gx_planes.reshape(N, C, H, W)
 
 

@@ -3,12 +3,12 @@
 Notation (see minialex/backend/numpy_ref.py): x (N, C, H, W), weight (OC, C/G, KH, KW), bias (OC,),
 y (N, OC, OH, OW); G groups, each seeing C/G input channels and producing OC/G output channels.
 
-Forward, per image n and group g:
-    cols[n]  = im2col(x[n])                       (C*KH*KW, OH*OW)
-    y[n, g]  = weight[g] @ cols[n, g]             (OC/G, C/G*KH*KW) @ (C/G*KH*KW, OH*OW)
-Backward:
-    grad wrt weight[g] = sum_n gy[n, g] @ cols[n, g]^T
-    grad wrt x[n]      = col2im(weight^T @ gy[n])
+Forward, for the whole batch (or one chunk of it) and each group g -- one GEMM per group:
+    cols     = im2col(x)                          (C*KH*KW, N*OH*OW)
+    y[g]     = weight[g] @ cols[g]                (OC/G, C/G*KH*KW) @ (C/G*KH*KW, N*OH*OW)
+and y, ordered (OC, N, OH*OW), is transposed to NCHW. Backward, with gy transposed the same way:
+    grad wrt weight[g] = gy[g] @ cols[g]^T        (OC/G, N*OH*OW) @ (N*OH*OW, C/G*KH*KW)
+    grad wrt x         = col2im(weight^T @ gy)
     grad wrt bias[o]   = sum of gy[:, o]
 
 The batch is processed in chunks so that the im2col buffer never exceeds ``im2col_budget`` bytes.
@@ -60,10 +60,10 @@ class Conv2d(Function):
         chunk = self._images_per_chunk(x.dtype.itemsize)
         kept_cols = None
         for n0 in range(0, N, chunk):
-            n1 = min(N, n0 + chunk)
-            cols = self._columns(x[n0:n1])                             # (n, C*KH*KW, OH*OW)
-            y_chunk = y[n0:n1].reshape(n1 - n0, G, OC // G, OH * OW)   # (n, G, OC/G, OH*OW) view of y
-            xp.matmul(w, cols.reshape(n1 - n0, G, Cg * KH * KW, OH * OW), out=y_chunk)
+            n = min(N, n0 + chunk) - n0
+            cols = self._columns(x[n0:n0 + n])                         # (C*KH*KW, n*OH*OW)
+            y_groups = w @ cols.reshape(G, Cg * KH * KW, n * OH * OW)  # (G, OC/G, n*OH*OW)
+            y[n0:n0 + n] = y_groups.reshape(OC, n, OH * OW).transpose(1, 0, 2)  # (n, OC, OH*OW)
             if chunk >= N:
                 kept_cols = cols
         if bias is not None:
@@ -83,7 +83,7 @@ class Conv2d(Function):
         n, C = x.shape[:2]
         KH, KW = self.geometry[:2]
         OH, OW = self.shapes[6:]
-        cols = backend.xp_of(x).empty((n, C * KH * KW, OH * OW), dtype=x.dtype)
+        cols = backend.xp_of(x).empty((C * KH * KW, n * OH * OW), dtype=x.dtype)
         backend.kernels_for(x).im2col(x, *self.geometry, cols)
         return cols
 
@@ -94,7 +94,7 @@ class Conv2d(Function):
         Cg = C // G
         xp, K = backend.xp_of(gy), backend.kernels_for(gy)
         need_x, need_w, need_b = self.needs_input_grad
-        gy = gy.reshape(N, G, OC // G, OH * OW)                       # (N, G, OC/G, OH*OW)
+        gy = gy.reshape(N, OC, OH * OW)                               # (N, OC, OH*OW)
         w = weight.reshape(G, OC // G, Cg * KH * KW)                  # (G, OC/G, C/G*KH*KW)
         wT = xp.swapaxes(w, 1, 2)                                     # (G, C/G*KH*KW, OC/G)
 
@@ -102,15 +102,16 @@ class Conv2d(Function):
         gw = xp.zeros((G, OC // G, Cg * KH * KW), dtype=x.dtype) if need_w else None
         chunk = self._images_per_chunk(x.dtype.itemsize)
         for n0 in range(0, N, chunk):
-            n1 = min(N, n0 + chunk)
-            gy_chunk = gy[n0:n1]
-            if need_w:  # ==== grad wrt weight: sum over images of gy @ cols^T ====
-                cols = kept_cols if kept_cols is not None else self._columns(x[n0:n1])
-                cols = cols.reshape(n1 - n0, G, Cg * KH * KW, OH * OW)  # (n, G, C/G*KH*KW, OH*OW)
-                gw += (gy_chunk @ xp.swapaxes(cols, 2, 3)).sum(axis=0)
+            n = min(N, n0 + chunk) - n0
+            gy_groups = xp.ascontiguousarray(gy[n0:n0 + n].transpose(1, 0, 2))  # (OC, n, OH*OW)
+            gy_groups = gy_groups.reshape(G, OC // G, n * OH * OW)            # (G, OC/G, n*OH*OW)
+            if need_w:  # ==== grad wrt weight: gy @ cols^T ====
+                cols = kept_cols if kept_cols is not None else self._columns(x[n0:n0 + n])
+                cols = cols.reshape(G, Cg * KH * KW, n * OH * OW)         # (G, C/G*KH*KW, n*OH*OW)
+                gw += gy_groups @ xp.swapaxes(cols, 1, 2)
             if need_x:  # ==== grad wrt x: col2im of weight^T @ gy ====
-                gcols = (wT @ gy_chunk).reshape(n1 - n0, C * KH * KW, OH * OW)  # (n, C*KH*KW, OH*OW)
-                K.col2im(gcols, *self.geometry, gx[n0:n1])
+                gcols = (wT @ gy_groups).reshape(C * KH * KW, n * OH * OW)  # (C*KH*KW, n*OH*OW)
+                K.col2im(gcols, *self.geometry, gx[n0:n0 + n])
         gb = None
         if need_b:  # ==== grad wrt bias ====
             gb = xp.empty((OC,), dtype=gy.dtype)
@@ -179,7 +180,7 @@ class Im2col(Function):
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
         OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
         self.geometry, self.x_shape = (KH, KW, SH, SW, PH, PW, DH, DW), x.shape
-        cols = backend.xp_of(x).empty((N, C * KH * KW, OH * OW), dtype=x.dtype)  # (N, C*KH*KW, OH*OW)
+        cols = backend.xp_of(x).empty((C * KH * KW, N * OH * OW), dtype=x.dtype)  # (C*KH*KW, N*OH*OW)
         backend.kernels_for(x).im2col(x, *self.geometry, cols)
         return cols
 
@@ -198,10 +199,11 @@ def conv2d_composed(input, weight, bias=None, stride=1, padding=0, dilation=1, g
     OC, Cg, KH, KW = weight.shape
     G = groups
     cols = Im2col.apply(x, kernel_size=(KH, KW), stride=stride, padding=padding, dilation=dilation)
-    P = cols.shape[2]                                          # OH*OW
-    cols = cols.reshape(N, G, Cg * KH * KW, P)                 # (N, G, C/G*KH*KW, OH*OW)
+    P = cols.shape[1] // N                                     # OH*OW
+    cols = cols.reshape(G, Cg * KH * KW, N * P)                # (G, C/G*KH*KW, N*OH*OW)
     w = weight.reshape(G, OC // G, Cg * KH * KW)               # (G, OC/G, C/G*KH*KW)
-    y = w @ cols                                               # (N, G, OC/G, OH*OW)
+    y = w @ cols                                               # (G, OC/G, N*OH*OW)
+    y = y.reshape(OC, N, P).transpose(1, 0, 2)                 # (N, OC, OH*OW)
     OH = (H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) // stride[0] + 1
     y = y.reshape(N, OC, OH, P // OH)                          # (N, OC, OH, OW)
     if bias is not None:

@@ -44,13 +44,13 @@ class MaxPool2d(Function):
         argmax = xp.empty((N, C, OH, OW), dtype=np.int32)  # flat index h*W + w in the (n, c) plane
         K.maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, argmax)
         self.save(argmax=argmax)
-        self.x_shape = x.shape
+        self.x_shape, self.geometry = x.shape, geometry
         return y
 
     def backward(self, gy):
         # grad wrt x: each output's gradient goes to its window's winner
         gx = backend.xp_of(gy).empty(self.x_shape, dtype=gy.dtype)
-        backend.kernels_for(gy).maxpool2d_backward(gy, self.saved["argmax"], gx)
+        backend.kernels_for(gy).maxpool2d_backward(gy, self.saved["argmax"], *self.geometry[:8], gx)
         return gx
 
 
