@@ -132,7 +132,8 @@ def assert_matches(got, want, scale=None, what=""):
     bound = RTOL[want.dtype] * np.maximum(scale, 1e-30)
     error = np.abs(np.where(finite, got, 0).astype(np.float64) - np.where(finite, want, 0))
     worst = np.unravel_index(np.argmax(error - bound), error.shape) if error.size else None
-    assert (error <= bound).all(), (f"{what}: error {error[worst]:.3g} > bound {np.broadcast_to(bound, error.shape)[worst]:.3g} "
+    assert (error <= bound).all(), (f"{what}: error {error[worst]:.3g} > "
+                                    f"bound {np.broadcast_to(bound, error.shape)[worst]:.3g} "
                                     f"at {worst} (got {got[worst]!r}, want {want[worst]!r})")
 
 
@@ -396,7 +397,8 @@ def test_lrn_backward(backend_name, dtype, case):
     y, scale = np.empty_like(x), np.empty_like(x)
     R.lrn_forward(x, size, alpha, beta, k, y, scale)
     gy = rng.standard_normal(x.shape).astype(dtype)
-    [(got, want)] = run_both(backend_name, "lrn_backward", [x, y, scale, gy, size, alpha, beta, nan_like(x.shape, dtype)], [7])
+    [(got, want)] = run_both(backend_name, "lrn_backward",
+                             [x, y, scale, gy, size, alpha, beta, nan_like(x.shape, dtype)], [7])
     assert_matches(got, want, what="gx")
 
 

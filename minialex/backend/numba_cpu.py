@@ -4,7 +4,7 @@ Read numpy_ref.py first: it is the interface and the formula of every kernel. He
 same formula written as plain loops (one output element at a time, as in C or CUDA), compiled to
 machine code by Numba's ``@njit``. Heavy kernels use ``prange`` to spread one outer loop over the CPU
 cores; every ``prange`` runs over an axis whose iterations write disjoint parts of the output (one
-image, or one (image, channel) plane), so no two threads ever write the same element.
+image, one (image, channel) plane, one row of ``cols``), so no two threads ever write the same element.
 
 Each public kernel is a thin Python wrapper around a compiled loop ``_name``. The wrapper
 * passes C-contiguous inputs (a copy only when they are not) and a C-contiguous output (the caller's
@@ -20,12 +20,13 @@ Notation (as in numpy_ref.py):
     OH, OW  output height, width:  OH = (H + 2*PH - DH*(KH-1) - 1) // SH + 1
     K   number of classes (cross-entropy)   L  flattened spatial size
 
-Compilation: a kernel is compiled the first time it is called with a new dtype (0.3 to 3 s; a
-``parallel=True`` kernel costs about 1 s more, so only the heavy kernels are parallel). ``cache=True``
-stores the machine code next to this file (``__pycache__/numba_cpu.*.nbi/.nbc``): later processes load
-it in about 0.1 s. ``error_model="numpy"``: a division by zero gives inf or nan, as in NumPy, instead
-of raising. ``NUMBA_DISABLE_JIT=1`` runs the loops as plain Python, to step through them in a debugger
-(about 1000x slower: use tiny shapes). pip's Numba may only have the ``workqueue`` threading layer,
+Compilation: a kernel is compiled the first time it is called with a new dtype: 0.2 to 0.5 s, and
+1.5 to 2.5 s with ``parallel=True`` (so only the heavy kernels are parallel); all of them, in both
+dtypes, about 33 s. ``cache=True`` stores the machine code next to this file
+(``__pycache__/numba_cpu.*.nbi/.nbc``): later processes load all of them in about 1 s. The cache
+sees changes to this file only. ``error_model="numpy"``: a division by zero gives inf or nan, as in
+NumPy, instead of raising. ``NUMBA_DISABLE_JIT=1`` runs the loops as plain Python, to step through
+them in a debugger (about 1000x slower: use tiny shapes). pip's Numba may only have the ``workqueue`` threading layer,
 which aborts if two Python threads call parallel kernels at once: call them from one thread.
 """
 
@@ -183,8 +184,8 @@ def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, argmax):
 
 # Max-pool backward (scatter form; the geometry is not needed: argmax says where each gradient goes):
 # gx[plane, argmax[plane, p]] += gy[plane, p] over the OH*OW outputs p of each of the N*C planes, in
-# order, as np.add.at. An argmax of -1 indexes from the end, as in numpy_ref. Serial: one pass over
-# memory, too light to gain from threads.
+# order, as np.add.at; an argmax of -1 (a window that missed the input) sends its gradient nowhere,
+# as in numpy_ref. Serial: one pass over memory, too light to gain from threads.
 
 
 @njit(cache=True, error_model="numpy")
@@ -371,7 +372,7 @@ def _relu_forward(x, zero, y):
 @njit(cache=True, error_model="numpy")
 def _relu_backward(gy, y, one, zero, gx):
     for i in range(gy.size):
-        gx[i] = gy[i] * (one if y[i] > zero else zero)       # gy * (y > 0), as numpy_ref
+        gx[i] = gy[i] if y[i] > zero else zero               # a select, as numpy_ref: inf * 0 is not NaN
 
 
 def relu_forward(x, y):

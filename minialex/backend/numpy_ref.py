@@ -237,8 +237,9 @@ def relu_forward(x, y):
 
 
 def relu_backward(gy, y, gx):
-    """The gradient passes where the output is positive; at x == 0 it is 0 (PyTorch's choice)."""
-    np.multiply(gy, y > 0, out=gx)
+    """The gradient passes where the output is positive; at x == 0 it is 0 (PyTorch's choice). A
+    select, not a product: an infinite gy where y <= 0 gives 0, as in PyTorch, not inf * 0 = NaN."""
+    gx[...] = np.where(y > 0, gy, 0)
 
 
 # =============================================================================================
