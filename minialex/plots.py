@@ -47,7 +47,8 @@ def plot_curves(metrics, path, title=""):
         if x:
             loss_ax.plot(x, y, marker="o", label=label)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    loss_ax.legend()
+    if loss_ax.get_legend_handles_labels()[0]:
+        loss_ax.legend()
     loss_ax.grid(alpha=0.3)
     for key, label in (("train_acc", "training (dropout on)"), ("val_acc", "validation"),
                        ("val_top5", "validation top-5")):
@@ -55,7 +56,8 @@ def plot_curves(metrics, path, title=""):
         if x:
             acc_ax.plot(x, [100 * v for v in y], marker="o", label=label)
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(0, 100))
-    acc_ax.legend(loc="lower right")
+    if acc_ax.get_legend_handles_labels()[0]:
+        acc_ax.legend(loc="lower right")
     acc_ax.grid(alpha=0.3)
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -50,8 +50,10 @@ from minialex import backend as B
 from minialex import optim
 from minialex import random as mrandom
 from minialex.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from minialex.data import DATASETS
+from minialex.data import DATASETS, DataError, open_dataset
+from minialex.data.augment import AUGMENTS, Augment, EvalCrops, load_size, match_channels, pca_colour
 from minialex.data.loader import DataLoader, channel_stats
+from minialex.evaluate import model_logits
 from minialex.nn import functional as F
 from minialex.tensor import no_grad
 
@@ -74,19 +76,24 @@ DEFAULTS = {
     "dtype": "float32",
     "limit": None,            # all the training images
     "eval_every": 1,
+    "data_dir": None,         # the data set's own default folder (data/<name>)
+    "augment": "none",
+    "ten_crop": False,
 }
 # Options that define the run: a resumed run takes them from its checkpoint, and refuses a
 # different value on the command line. The others (--epochs, --eval-every, --backend, --out,
 # --quiet) may be changed when resuming.
 RUN_DEFINING = ("model", "dataset", "batch_size", "lr", "momentum", "weight_decay", "optimizer", "schedule",
-                "image_size", "seed", "dtype", "limit")
+                "image_size", "seed", "dtype", "limit", "augment")
 OPTIMIZERS = ("sgd", "adam", "paper-sgd")
 SCHEDULES = ("constant", "step", "plateau", "cosine")
 BACKENDS = ("numpy", "numba", "cupy")
 DEFAULT_BACKEND = "numba"
 EVAL_BATCH = 256
-CUPY_HINT = ('the cupy backend needs an NVIDIA GPU and CuPy: pip install "minialex[cuda12]" '
-             '(or "minialex[cuda13]" for CUDA 13); on a CPU use --backend numba')
+CUPY_HINT = ('the cupy backend needs an NVIDIA GPU and CuPy: on a machine with a GPU, pip install '
+             '"minialex[cuda12]" (or "minialex[cuda13]" for CUDA 13); on a CPU use --backend numba')
+CUPY_NO_GPU = ('the cupy backend needs an NVIDIA GPU: CuPy is installed but no GPU (or driver) was found; run on '
+               'a machine with a GPU (where pip install "minialex[cuda12]" provides CuPy), or use --backend numba')
 
 
 class UsageError(Exception):
@@ -108,15 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     parser = argparse.ArgumentParser(
         prog="python -m minialex.train",
-        description="Train an AlexNet with minialex and save its metrics, plots and checkpoints. "
-                    "With no options: the 'small' AlexNet on the built-in 'shapes' data set (generated, "
+        description="Train an AlexNet with minialex and save its metrics, plots and checkpoints.\n"
+                    "With no options: the 'small' AlexNet on the built-in 'shapes' data set (generated,\n"
                     "no download), on the CPU, in a few minutes.",
         epilog="examples:\n"
                "  python -m minialex.train                          the default run\n"
                "  python -m minialex.train --limit 2000 --epochs 2  a quick classroom run\n"
                "  python -m minialex.train --optimizer adam --lr 0.001 --schedule constant\n"
                "  python -m minialex.train --resume runs/20250101-120000/checkpoint.npz --epochs 10\n"
-               "outputs (in --out): config.json, metrics.csv, curves.png, filters.png, checkpoint.npz",
+               "outputs (in --out): config.json, metrics.csv, curves.png, filters.png, checkpoint.npz\n"
+               "Ctrl-C stops after the current step and saves a checkpoint (resume it with --resume).\n"
+               "exit codes: 0 done, 1 the loss became nan/inf, 2 bad input, 130 interrupted",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("what to train")
     what.add_argument("--model", metavar="VARIANT", help=f"AlexNet variant: {', '.join(VARIANTS)} "
@@ -127,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="side of the square images (default: the data set's own size, 32 for shapes)")
     what.add_argument("--limit", type=int, metavar="N",
                       help="use only N training images (and at most N validation images): for quick runs")
+    what.add_argument("--data-dir", metavar="DIR",
+                      help="where the data set's files are: mnist, fashion-mnist (IDX .gz files), cifar10 (the .tar.gz "
+                           "or its folder); folder: DIR/train/<class>/*.png|jpg and DIR/val/<class>/... "
+                           "(default: data/<dataset>, or $MINIALEX_DATA/<dataset>)")
+    what.add_argument("--download", action="store_true",
+                      help="fetch the data set's official files into --data-dir if they are missing, and check "
+                           "their checksums (nothing is ever downloaded without it)")
+    what.add_argument("--augment", choices=AUGMENTS,
+                      help="none; flip-crop (random crops of images stored 256/224 larger, and horizontal flips); "
+                           f"paper (flip-crop plus the paper's PCA colour jitter, sigma 0.1) (default: {d['augment']})")
+    what.add_argument("--ten-crop", action="store_true", default=None,
+                      help="validate on the average of 10 crops (corners, centre, and their mirrors) instead of the "
+                           "centre crop, as the paper")
     how = parser.add_argument_group("how to train")
     how.add_argument("--epochs", type=int, help=f"passes over the training images (default: {d['epochs']})")
     how.add_argument("--batch-size", type=int, metavar="B", help=f"images per step (default: {d['batch_size']})")
@@ -189,12 +211,10 @@ def _set_backend(name):
         be = B.set_backend(name)
     except B.BackendUnavailable as err:
         if name == "cupy":
-            raise UsageError(CUPY_HINT) from err
+            raise UsageError(CUPY_NO_GPU if "cannot run here" in str(err) else CUPY_HINT) from err
         raise UsageError(f"{err}") from err
-    if name == "cupy":
-        available = getattr(be.kernels, "gpu_available", lambda: True)
-        if not available():
-            raise UsageError(CUPY_HINT + " (CuPy is installed but no GPU was found)")
+    if name == "cupy" and not getattr(be.kernels, "gpu_available", lambda: True)():
+        raise UsageError(CUPY_NO_GPU)
     return be
 
 
@@ -329,6 +349,12 @@ class Run:
             except CheckpointError as err:
                 raise UsageError(f"--resume: {err}") from err
             config = dict(ckpt.config)
+            for key in ("data_dir", "augment", "ten_crop"):          # checkpoints of older versions
+                config.setdefault(key, DEFAULTS[key])
+            if args.data_dir is not None:                            # the files may have moved
+                config["data_dir"] = os.path.abspath(args.data_dir)
+            if args.ten_crop is not None:
+                config["ten_crop"] = args.ten_crop
             for key in RUN_DEFINING:
                 given = getattr(args, key)
                 if given is not None and given != config.get(key):
@@ -349,16 +375,27 @@ class Run:
             resuming_here = os.path.abspath(out) == os.path.dirname(os.path.abspath(ckpt.path))
         else:
             config = _config_from_args(args)
+            if config["data_dir"] is not None:
+                config["data_dir"] = os.path.abspath(config["data_dir"])
             out = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
             resuming_here = False
         _check_config(config)
-        dataset = DATASETS[config["dataset"]]
-        if config["image_size"] is None:
-            config["image_size"] = dataset.image_size
+        try:
+            dataset = open_dataset(config["dataset"], data_dir=config["data_dir"], download=args.download,
+                                   log=lambda message: print(message, flush=True))
+        except DataError as err:
+            raise UsageError(str(err)) from err
+        from minialex.models import VARIANTS
+
+        if config["image_size"] is None:        # the data set's size; for your own images, the model's
+            config["image_size"] = dataset.image_size or VARIANTS[config["model"]].input_shape[-1]
         if config["image_size"] < 1:
             raise UsageError(f"--image-size must be a positive number of pixels, got {config['image_size']}")
         config["num_classes"] = len(dataset.classes)
-        config["in_channels"] = dataset.in_channels
+        config["classes"] = [str(name) for name in dataset.classes]
+        # the model keeps its own channels (1 for d2l, 3 for the others): the images are converted to them
+        config["in_channels"] = VARIANTS[config["model"]].input_shape[0]
+        config["load_size"] = load_size(config["image_size"], config["augment"])
         config["backend"] = backend_name
         self.config, self.dataset = config, dataset
         self.model = _build_model(config)               # checks that the image size fits the model
@@ -400,19 +437,35 @@ class Run:
         train_n = None if c["limit"] is None else min(c["limit"], self.dataset.train_size)
         val_n = None if c["limit"] is None else min(c["limit"], self.dataset.val_size)
         try:
-            train_x, train_y = self.dataset.load("train", n=train_n, image_size=c["image_size"])
-            val_x, val_y = self.dataset.load("val", n=val_n, image_size=c["image_size"])
+            train_x, train_y = self.dataset.load("train", n=train_n, image_size=c["load_size"])
+            val_x, val_y = self.dataset.load("val", n=val_n, image_size=c["load_size"])
         except (OSError, ValueError) as err:            # a missing or damaged data file
             raise UsageError(f"cannot load the {self.dataset.name} data set: {err}") from err
+        if train_x.shape[1] != c["in_channels"]:
+            print(f"note: the {self.dataset.name} images have {train_x.shape[1]} channel(s), the {c['model']} model "
+                  f"{c['in_channels']}: " + ("the grey channel is repeated" if train_x.shape[1] == 1 else
+                                             "the colours are converted to grey (luma)"), flush=True)
+            train_x, val_x = match_channels(train_x, c["in_channels"]), match_channels(val_x, c["in_channels"])
         if ckpt is not None and "mean" in c:
             mean, std = np.asarray(c["mean"]), np.asarray(c["std"])
         else:
             mean, std = channel_stats(train_x)
             c["mean"], c["std"] = mean.tolist(), std.tolist()
+        pca = None
+        if c["augment"] == "paper":
+            if ckpt is None or "pca_eigval" not in c:
+                eigval, eigvec = pca_colour(train_x)
+                c["pca_eigval"], c["pca_eigvec"] = eigval.tolist(), eigvec.tolist()
+            pca = (np.asarray(c["pca_eigval"]), np.asarray(c["pca_eigvec"]))
         c["train_size"], c["val_size"] = len(train_x), len(val_x)
+        augment = None if c["load_size"] == c["image_size"] and c["augment"] == "none" else \
+            Augment(c["image_size"], c["augment"], pca=pca, seed=c["seed"], dtype=c["dtype"])
+        crops = None if c["load_size"] == c["image_size"] and not c["ten_crop"] else \
+            EvalCrops(c["image_size"], ten_crop=c["ten_crop"], dtype=c["dtype"])
         self.train_loader = DataLoader(train_x, train_y, c["batch_size"], mean, std, dtype=c["dtype"], shuffle=True,
-                                       seed=c["seed"])
-        self.val_loader = DataLoader(val_x, val_y, EVAL_BATCH, mean, std, dtype=c["dtype"], shuffle=False)
+                                       seed=c["seed"], transform=augment)
+        self.val_loader = DataLoader(val_x, val_y, EVAL_BATCH, mean, std, dtype=c["dtype"], shuffle=False,
+                                     transform=crops)
         self.data_time = time.perf_counter() - t
 
     # -----------------------------------------------------------------------------------------
@@ -479,7 +532,8 @@ class Run:
         print(f"{what} alexnet('{c['model']}') ({self.model.num_parameters():,} parameters) on {c['dataset']}: "
               f"{c['train_size']} training / {c['val_size']} validation images of {c['in_channels']}x"
               f"{c['image_size']}x{c['image_size']}; backend {self.backend_name}, {c['dtype']}, {c['optimizer']} "
-              f"lr {c['lr']:g}, batch {c['batch_size']}, {c['epochs']} epochs, {c['schedule']} schedule; "
+              f"lr {c['lr']:g}, batch {c['batch_size']}, {c['epochs']} epochs, {c['schedule']} schedule, augment "
+              f"{c['augment']}{', ten-crop validation' if c['ten_crop'] else ''}; "
               f"outputs in {self.out}", flush=True)
 
     def _loop(self, stop) -> int:
@@ -507,6 +561,7 @@ class Run:
                 if stop.requested and self.batch < len(self.train_loader):   # (at the last batch: finish the epoch)
                     bar.close()
                     self.save()
+                    self.write_metrics()
                     self.write_plots()
                     print(f"interrupted at epoch {e + 1}, batch {self.batch}/{len(self.train_loader)} (step "
                           f"{self.step}): checkpoint saved; continue with: python -m minialex.train --resume "
@@ -570,7 +625,7 @@ class Run:
         loss_sum, correct, correct5, seen = 0.0, 0, 0, 0
         with no_grad():
             for x, y in self.val_loader.epoch(0):
-                logits = self.model(minialex.tensor(x))
+                logits = model_logits(self.model, x)            # (B, classes); ten crops: log of the mean softmax
                 loss_sum += float(compute_loss(logits, y).item()) * len(y)
                 scores = B.to_numpy(logits.data)
                 k = min(5, scores.shape[1])

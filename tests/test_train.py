@@ -127,6 +127,17 @@ def test_short_run_writes_outputs_and_plots(tmp_path, capsys):
     assert ckpt.meta["epoch"] == 1 and ckpt.meta["batch"] == 0 and ckpt.config["model"] == "small"
 
 
+def test_the_default_run_in_short(tmp_path, capsys):
+    """The README's main command (every default: small model, shapes at 32x32, numba unless
+    $MINIALEX_BACKEND says otherwise), cut to 64 images and one epoch, so CI catches any break."""
+    code, stdout, err = run_main(["--limit", "64", "--epochs", "1", "--quiet", "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert {k: config[k] for k in ("model", "dataset", "image_size")} == {"model": "small", "dataset": "shapes",
+                                                                           "image_size": 32}
+    assert "validation accuracy" in stdout
+
+
 @pytest.mark.parametrize("optimizer,schedule", [("adam", "step"), ("paper-sgd", "plateau")])
 def test_other_optimizers_and_schedules_run(tmp_path, capsys, optimizer, schedule):
     code, _, err = run_main(["--limit", "8", "--image-size", "16", "--batch-size", "8", "--quiet", "--backend",

@@ -25,6 +25,7 @@ Notation: N images, C channels, H x W pixels, B images per batch.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 
@@ -72,10 +73,14 @@ class DataLoader:
         shuffle: visit the samples in a new random order each epoch (training) or in order (evaluation).
         seed: with the epoch number, fixes each epoch's order.
         prefetch: how many batches the background thread prepares ahead (0: no thread).
+        transform: None, or ``transform(images, index, epoch)`` -> float pixels (0-255) of the samples
+            ``images[index]`` in epoch ``epoch``: the random crops and flips of ``minialex.data.augment``
+            (seeded per sample and epoch, so a resumed run sees the same), or the evaluation crops,
+            (B, C, S, S) or (B, crops, C, S, S). NumPy only: it runs in the background thread.
     """
 
     def __init__(self, images, labels, batch_size, mean=None, std=None, dtype=np.float32, shuffle=False,
-                 seed=0, prefetch=2):
+                 seed=0, prefetch=2, transform=None):
         if images.ndim != 4 or len(images) != len(labels):
             raise ValueError(f"DataLoader: expected images (N, C, H, W) and labels (N,), got {images.shape} "
                              f"and {np.shape(labels)}")
@@ -84,6 +89,7 @@ class DataLoader:
         self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
         self.batch_size, self.shuffle, self.seed, self.prefetch = int(batch_size), shuffle, int(seed), int(prefetch)
         self.dtype = np.dtype(dtype)
+        self.transform = transform
         C = images.shape[1]
         mean = np.zeros(C) if mean is None else np.asarray(mean, dtype=np.float64)
         std = np.ones(C) if std is None else np.asarray(std, dtype=np.float64)
@@ -99,9 +105,12 @@ class DataLoader:
     def num_samples(self) -> int:
         return len(self.images)
 
-    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, index: np.ndarray, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The normalised images and labels at ``index`` (NumPy only: safe in any thread)."""
-        x = self.images[index].astype(self.dtype)                            # (B, C, H, W)
+        if self.transform is None:
+            x = self.images[index].astype(self.dtype)                        # (B, C, H, W)
+        else:
+            x = self.transform(self.images, index, epoch).astype(self.dtype, copy=False)   # (B, [crops,] C, S, S)
         x *= self.scale
         x += self.shift
         return x, self.labels[index]
@@ -111,11 +120,12 @@ class DataLoader:
         the middle of an epoch). Yields (x, y)."""
         order = epoch_order(len(self.images), self.seed, epoch, self.shuffle)
         indices = [order[i:i + self.batch_size] for i in range(start * self.batch_size, len(order), self.batch_size)]
+        make_batch = functools.partial(self.batch, epoch=epoch)
         if self.prefetch <= 0:
             for index in indices:
-                yield self.batch(index)
+                yield make_batch(index)
             return
-        yield from _prefetched(self.batch, indices, self.prefetch)
+        yield from _prefetched(make_batch, indices, self.prefetch)
 
     def __iter__(self):
         return self.epoch(0)
