@@ -59,17 +59,19 @@ from minialex.tensor import no_grad
 
 __all__ = ["main", "build_parser", "DEFAULTS", "UsageError", "NonFiniteLoss"]
 
-# The default run: small AlexNet, shapes data set, numba backend. Tuned to finish in about five
-# minutes on two CPU cores (see README); every value can be changed on the command line.
+# The default run: small AlexNet, shapes data set, numba backend: 5 epochs of the 6000 training
+# images, Adam (it leaves the plateau at ln 10 sooner than SGD here), cosine schedule. Measured in
+# the README: under five minutes on two CPU cores, cold JIT compile included, above 95% validation
+# accuracy. Every value can be changed on the command line.
 DEFAULTS = {
     "model": "small",
     "dataset": "shapes",
-    "epochs": 6,
-    "batch_size": 128,
-    "lr": 0.02,
-    "momentum": 0.9,
+    "epochs": 5,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "momentum": 0.9,          # SGD's (Adam uses its betas)
     "weight_decay": 5e-4,
-    "optimizer": "sgd",
+    "optimizer": "adam",
     "schedule": "cosine",
     "image_size": None,       # the data set's size (32 for shapes)
     "seed": 0,
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m minialex.train                          the default run\n"
                "  python -m minialex.train --limit 2000 --epochs 2  a quick classroom run\n"
-               "  python -m minialex.train --optimizer adam --lr 0.001 --schedule constant\n"
+               "  python -m minialex.train --optimizer sgd --lr 0.01 --schedule step\n"
                "  python -m minialex.train --resume runs/20250101-120000/checkpoint.npz --epochs 10\n"
                "outputs (in --out): config.json, metrics.csv, curves.png, filters.png, checkpoint.npz\n"
                "Ctrl-C stops after the current step and saves a checkpoint (resume it with --resume).\n"
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--optimizer", choices=OPTIMIZERS,
                      help=f"sgd (PyTorch's momentum SGD), adam, or paper-sgd (the AlexNet paper's form of "
                           f"momentum; see minialex/optim.py) (default: {d['optimizer']})")
-    how.add_argument("--lr", type=float, help=f"learning rate (default: {d['lr']}; try 0.001 with adam)")
+    how.add_argument("--lr", type=float, help=f"learning rate (default: {d['lr']}, for adam; try 0.01 with sgd)")
     how.add_argument("--momentum", type=float, help=f"momentum of sgd and paper-sgd (default: {d['momentum']})")
     how.add_argument("--weight-decay", type=float,
                      help=f"L2 penalty on the weights, as in the paper (default: {d['weight_decay']})")

@@ -1,22 +1,27 @@
 """The CUDA backend where no GPU is needed: every kernel compiles with NVRTC exactly as CuPy's
 RawModule compiles it, for Colab's T4 (sm_75) and the H100 (sm_90); the wheel ships the .cu files
-where the installed package finds them; without a GPU the backend refuses with one clear line.
+where the installed package finds them; without a GPU the backend refuses with one clear line; on a
+GPU, a few training steps of AlexNet follow the CPU run.
 
 (Each kernel's arithmetic is compared with the NumPy reference in tests/test_kernels.py, on the GPU
 when there is one and, compiled for the CPU, everywhere.) Under CI (CI=true) a missing CuPy or
 NVRTC fails these tests instead of skipping them: .ci/run installs both.
 """
 
+import copy
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minialex
 from minialex import backend as B
+from minialex.models import alexnet
+from minialex.nn import functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -97,3 +102,39 @@ def test_the_wheel_ships_the_kernels(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
                          capture_output=True, text=True, check=True)
     assert Path(out.stdout.strip()) == site / "minialex" / "kernels"
+
+
+def test_a_few_training_steps_of_alexnet_on_the_gpu_match_the_cpu_run():
+    """Three steps of SGD with momentum on ``small``, float64, in train mode: the same seeds give the
+    same weights and the same dropout masks (Philox, bit-identical on every backend), so the GPU run
+    must follow the NumPy run to rounding (cuBLAS and BLAS sum in different orders)."""
+    cuda = _cuda_module()
+    if not cuda.gpu_available():
+        pytest.skip("no NVIDIA GPU (or driver) here: the GPU training run needs one")
+    minialex.manual_seed(0)
+    reference = alexnet("small").double().train()
+    rng = np.random.default_rng(3)
+    batches = [(rng.standard_normal((4, 3, 32, 32)), rng.integers(0, 10, 4)) for _ in range(3)]
+
+    def train(model, backend_name):
+        with B.backend_scope(backend_name):
+            model.to(backend_name)
+            optimizer = minialex.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+            minialex.manual_seed(1)                    # the same dropout seeds in both runs
+            losses = []
+            for x, target in batches:
+                loss = F.cross_entropy(model(minialex.tensor(x)), minialex.tensor(target))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.numpy()))
+            return losses, model.state_dict()
+
+    initial = reference.state_dict()
+    gpu_losses, gpu_state = train(copy.deepcopy(reference), "cupy")
+    cpu_losses, cpu_state = train(reference, "numpy")
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-9)
+    assert len(set(cpu_losses)) == 3, "the loss should change from step to step"
+    for name, cpu_weight in cpu_state.items():
+        assert not np.array_equal(cpu_weight, initial[name]), f"{name} did not train"
+        np.testing.assert_allclose(gpu_state[name], cpu_weight, rtol=1e-9, atol=1e-12, err_msg=name)

@@ -2,7 +2,7 @@
 
 For each name in ``numpy_ref.KERNELS`` the kernel of each other backend that can run here (numba;
 cupy on a GPU; and "cupy-on-cpu": the CUDA kernels of kernels/*.cu compiled for the host and
-launched through cuda.py's own wrappers, see tests/cuda_on_cpu.py) gets the same arguments as the
+launched through cuda.py's own wrappers, see minialex/backend/cuda_emulator.py) gets the same arguments as the
 reference, over a spread of small shapes, and its outputs must match:
 * float64 to 1e-12 and float32 to 1e-5, relative to the reference's largest magnitude; for the
   kernels that sum (col2im, the pooling backwards, bias_grad) relative to each element's sum of the
@@ -47,7 +47,7 @@ LOADABLE = [pytest.param(n, marks=pytest.mark.skipif(not _loads(n), reason=f"{n}
 def _emulates_cuda():
     """The CUDA kernels can run on the CPU: cuda.py imports (CuPy installed) and a C++ compiler exists.
     Under CI (CI=true, where .ci/run installs CuPy) a missing piece fails instead of skipping."""
-    import cuda_on_cpu
+    from minialex.backend import cuda_emulator
 
     try:
         import minialex.backend.cuda  # noqa: F401
@@ -55,7 +55,7 @@ def _emulates_cuda():
         if os.environ.get("CI") == "true":
             raise
         return False
-    return cuda_on_cpu.host_compiler() is not None
+    return cuda_emulator.host_compiler() is not None
 
 
 COMPARED = [pytest.param(n, marks=pytest.mark.skipif(not _runs(n), reason=f"{n} backend cannot run here"))
@@ -106,12 +106,11 @@ def _kernels(backend_name):
 
 
 def _emulated_function(file, name, dtype=None):
-    """Stands in for cuda._function: the kernel compiled for the CPU (tests/cuda_on_cpu.py)."""
-    import cuda_on_cpu
-    from minialex.backend import cuda
+    """Stands in for cuda._function: the kernel compiled for the CPU (minialex/backend/cuda_emulator.py)."""
+    from minialex.backend import cuda, cuda_emulator
 
     if file not in _emulated_modules:
-        _emulated_modules[file] = cuda_on_cpu.load_module(cuda.kernels_dir() / file)
+        _emulated_modules[file] = cuda_emulator.load_module(cuda.kernels_dir() / file)
     expression = name if dtype is None else f"{name}<{cuda._CTYPES[np.dtype(dtype)]}>"
     return _emulated_modules[file].get_function(expression)
 

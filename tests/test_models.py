@@ -90,6 +90,12 @@ def check_init(name, model):
         assert abs(conv1.std() / np.sqrt(2 / (48 * 11 * 11)) - 1) < 0.02
         assert abs(weights[5].std() - 0.01) < 2e-4
         assert all((b == 0).all() for b in biases)
+    elif name == "small":  # He-normal, std sqrt(2 / fan_in), zero biases; the last Linear: PyTorch's default
+        for w, b in zip(weights[:-1], biases[:-1]):
+            assert abs(w.std() / np.sqrt(2 / w[0].size) - 1) < 0.05 and abs(w.mean()) < 0.05 * w.std()
+            assert (b == 0).all()
+        bound = 1 / np.sqrt(weights[-1][0].size) * (1 + 1e-6)
+        assert np.abs(weights[-1]).max() <= bound and np.abs(biases[-1]).max() <= bound
     else:  # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
         for w, b in zip(weights, biases):
             bound = 1 / np.sqrt(w[0].size) * (1 + 1e-6)  # float32 rounding

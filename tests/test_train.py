@@ -23,7 +23,8 @@ from minialex import optim
 from minialex import train
 from minialex.checkpoint import read_checkpoint
 
-TINY = ["--limit", "16", "--image-size", "16", "--batch-size", "8", "--quiet"]
+# tiny runs, independent of the default run's settings (the Ctrl-C tests hook SGD.step)
+TINY = ["--limit", "16", "--image-size", "16", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.02", "--quiet"]
 # the resume tests: "plateau" keeps state (best error, bad epochs) and does not depend on --epochs,
 # so 1 epoch + 1 resumed epoch follows the same learning rates as 2 epochs in one go
 REF = TINY + ["--schedule", "plateau"]

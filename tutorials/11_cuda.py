@@ -332,28 +332,23 @@ else:
 # ### 3c. Without a GPU: run the CUDA source on the CPU
 #
 # The kernels use no GPU-only features beyond the thread indices (and `bias_grad`'s shared memory),
-# so the repository's test helper `tests/cuda_on_cpu.py` compiles each `.cu` file with the host's
+# so `minialex/backend/cuda_emulator.py` compiles each `.cu` file with the host's
 # C++ compiler, after a few lines that define `__global__`, `threadIdx`, `blockIdx` and friends,
 # and runs the launch grid one thread after another (3 blocks of 5 threads: the grid-stride loops
 # make them cover every element). It is called exactly like a CuPy kernel, and it checks every
 # argument's type, the check RawKernel does not do. It cannot see races or speed, only arithmetic.
 
 # %%
-helper = PACKAGE.parent / "tests" / "cuda_on_cpu.py"
-emulate = not HAS_GPU and helper.is_file()
-if emulate:
-    sys.path.insert(0, str(helper.parent))
-    import cuda_on_cpu
-    emulate = cuda_on_cpu.host_compiler() is not None
-    if not emulate:
-        print("skipped: no C++ compiler (g++ or clang++) found")
-elif not HAS_GPU:
-    print("skipped: tests/cuda_on_cpu.py is part of the repository checkout (not of an installed wheel)")
-else:
+from minialex.backend import cuda_emulator
+
+emulate = not HAS_GPU and cuda_emulator.host_compiler() is not None
+if HAS_GPU:
     print("skipped: the kernels ran on the GPU above")
+elif not emulate:
+    print("skipped: no C++ compiler (g++ or clang++) found")
 
 if emulate:
-    im2col_module = cuda_on_cpu.load_module(KERNELS / "im2col.cu")
+    im2col_module = cuda_emulator.load_module(KERNELS / "im2col.cu")
     kernel = im2col_module.get_function("im2col<float>")
     print("im2col<float> parameters:", ", ".join(f"{ctype} {name}" for ctype, name in kernel.params))
     cols_cpu = np.full(cols_ref.shape, np.nan, dtype=np.float32)
@@ -380,7 +375,7 @@ if emulate:
 
 # %%
 if emulate:
-    pool_module = cuda_on_cpu.load_module(KERNELS / "pool.cu")
+    pool_module = cuda_emulator.load_module(KERNELS / "pool.cu")
     N_, C_, H_, W_ = xp.shape
     dims = tuple(np.int64(v) for v in (N_, C_, H_, W_, 3, 3, 2, 2, 0, 0, 1, 1, 3, 3))
     y_cpu = np.full(y.shape, np.nan)
@@ -407,7 +402,7 @@ if emulate:
 # - `minialex/backend/cuda.py`: `_function` (RawModule and NVRTC), `_launch` and `_i` (grid size and
 #   argument types), `im2col` and the other wrappers with `numpy_ref`'s signatures,
 #   `compile_all`, `gpu_available`, `kernels_dir`.
-# - `tests/cuda_on_cpu.py`: `load_module`, `EmulatedKernel` (the CPU emulation and its type checks).
+# - `minialex/backend/cuda_emulator.py`: `load_module`, `EmulatedKernel` (the CPU emulation and its type checks).
 # - `tests/test_cuda.py` and `tests/test_kernels.py`: the compile check and the comparisons.
 # - `minialex/doctor.py`: `python -m minialex.doctor`.
 #

@@ -69,7 +69,7 @@ def register_dataset(dataset: Dataset) -> Dataset:
 register_dataset(Dataset(
     name="shapes",
     description="built-in, generated: 10 shapes (circle, square, ...) on textured backgrounds; "
-                "20000 train / 2000 val images; no download",
+                "6000 train / 2000 val images; no download",
     classes=SHAPES_CLASSES, in_channels=3, image_size=32, resizable=True, min_image_size=16,
     train_size=_shapes.TRAIN_SIZE, val_size=_shapes.VAL_SIZE, load=_load_shapes))
 

@@ -290,7 +290,13 @@ def _small(num_classes, in_channels, image_size=None, dropout=0.5):
     overlapping max-pools after conv1, conv2 and conv5, three fully connected layers with dropout
     on the outputs of the first two. ``image_size`` (default 32, or 28 when ``in_channels=1``) sizes
     the first Linear: the last map is 3x3 at 32 and 2x2 at 28 (no adaptive pooling, which would
-    stretch 2x2 to 3x3). PyTorch's default init. About 1.2 M parameters at 32x32."""
+    stretch 2x2 to 3x3). About 1.2 M parameters at 32x32.
+
+    Init: He (Kaiming) normal, std sqrt(2 / fan_in), for every layer followed by a ReLU, zero
+    biases; the last Linear keeps PyTorch's default. With PyTorch's default everywhere (std
+    sqrt(1 / (3 fan_in))) each of the seven ReLU layers shrinks the signal's variance about six
+    times, the two LRNs shrink it again, and on the built-in data set the loss sat at ln 10 for
+    the whole first epoch (Adam or SGD); with He init it falls from the first hundred steps."""
     S = image_size if image_size is not None else (28 if in_channels == 1 else 32)
     if isinstance(S, bool) or not isinstance(S, int) or _pool(_pool(_pool(S))) < 1:
         raise ValueError(f"alexnet('small'): image_size must be an int >= 15 (28 and 32 are the usual), "
@@ -322,6 +328,10 @@ def _small(num_classes, in_channels, image_size=None, dropout=0.5):
         nn.Dropout(dropout),
         nn.Linear(512, num_classes),                                     # classes
     )
+    for layer in list(features) + list(classifier)[:-1]:
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            init.zeros_(layer.bias)
     return features, None, classifier
 
 
