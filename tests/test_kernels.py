@@ -177,6 +177,7 @@ POOL_GEOMETRIES = [
     (1, 1, 7, 6, 4, 3, 3, 2, 2, 1, 1, 1, True),
     (1, 2, 1, 1, 2, 2, 1, 1, 1, 1, 2, 2, False),   # a dilated window that misses the only pixel
     (2, 2, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, True),    # ceil_mode adds nothing
+    (2, 2, 9, 8, 3, 3, 2, 1, 1, 1, 1, 1, True),    # 3x3 with padding: border and inner windows
 ]
 for _ in range(6):                                  # and a few drawn at random
     KH, KW, SH, SW = (int(v) for v in _g.integers(1, 5, 4))

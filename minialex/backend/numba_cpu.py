@@ -186,9 +186,59 @@ def _maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, neg_inf, y, argmax):
                 argmax[n, c, oh, ow] = best_index
 
 
+# The same rule for AlexNet's 3x3 windows (every variant pools 3x3, dilation 1), 2x faster at its sizes:
+# with loops of constant length Numba unrolls the window, and a window that lies wholly inside the
+# input needs no bounds test. Such a window takes two passes: the maximum, branch-free (a compare and
+# a select per tap, no jump for the CPU to mispredict), and whether a NaN is among the taps; then the
+# first tap equal to the maximum (ties go to the first), or the last NaN. Border windows use the
+# one-pass rule of _maxpool2d_forward.
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _maxpool2d_forward_3x3(x, SH, SW, PH, PW, neg_inf, y, argmax):
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for oh in range(OH):
+            h0 = oh * SH - PH                                # the window's top-left tap
+            for ow in range(OW):
+                w0 = ow * SW - PW
+                if h0 >= 0 and w0 >= 0 and h0 + 3 <= H and w0 + 3 <= W:
+                    best, has_nan = x[n, c, h0, w0], False
+                    for kh in range(3):
+                        for kw in range(3):
+                            v = x[n, c, h0 + kh, w0 + kw]
+                            best = v if v > best else best
+                            has_nan |= v != v
+                    best_index = -1
+                    for kh in range(3):
+                        for kw in range(3):
+                            v = x[n, c, h0 + kh, w0 + kw]
+                            if (v != v) if has_nan else (v == best and best_index < 0):
+                                best, best_index = v, (h0 + kh) * W + w0 + kw
+                else:
+                    best, best_index = neg_inf, -1
+                    for kh in range(3):
+                        h = h0 + kh
+                        if 0 <= h < H:
+                            for kw in range(3):
+                                w = w0 + kw
+                                if 0 <= w < W:
+                                    v = x[n, c, h, w]
+                                    if best_index < 0 or v > best or np.isnan(v):
+                                        best, best_index = v, h * W + w
+                y[n, c, oh, ow] = best
+                argmax[n, c, oh, ow] = best_index
+
+
 def maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, argmax):
     y_buf, argmax_buf = _scratch(y), _scratch(argmax)
-    _maxpool2d_forward(_contiguous(x), KH, KW, SH, SW, PH, PW, DH, DW, x.dtype.type(-np.inf), y_buf, argmax_buf)
+    neg_inf = x.dtype.type(-np.inf)
+    if KH == KW == 3 and DH == DW == 1:
+        _maxpool2d_forward_3x3(_contiguous(x), SH, SW, PH, PW, neg_inf, y_buf, argmax_buf)
+    else:
+        _maxpool2d_forward(_contiguous(x), KH, KW, SH, SW, PH, PW, DH, DW, neg_inf, y_buf, argmax_buf)
     _copy_back(y, y_buf)
     _copy_back(argmax, argmax_buf)
 
