@@ -90,6 +90,15 @@ def test_tutorials_are_listed_and_paired():
             f"{script.stem}.ipynb is missing: run jupytext --to ipynb tutorials/{script.name}")
 
 
+def test_the_readme_opens_the_tutorials():
+    readme = (ROOT / "README.md").read_text()
+    assert "](tutorials/README.md)" in readme, "README.md must link the tutorials' index"
+    badge = re.search(r"\[!\[Open In Colab\]\([^)]*colab-badge\.svg\)\]\(https://colab\.research\.google\.com/"
+                      r"github/[^/]+/minialex/blob/main/tutorials/(\d\d_\w+\.ipynb)\)", readme)
+    assert badge, "README.md needs a Colab badge opening a tutorial notebook"
+    assert (TUTORIALS / badge.group(1)).is_file(), f"the Colab badge opens {badge.group(1)}, which does not exist"
+
+
 def test_every_committed_image_is_shown():
     shown = set()
     for text in [markdown_of(p) for p in SCRIPTS] + [(TUTORIALS / "README.md").read_text()]:
