@@ -28,9 +28,7 @@
 # Run it as a script (`python tutorials/01_autograd.py`) or open it as a notebook.
 
 # %%
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 

@@ -32,17 +32,10 @@
 # stride `SH, SW`, padding `PH, PW`, output `(N, OC, OH, OW)` with `OH = (H + 2*PH - KH) // SH + 1`.
 
 # %%
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-IN_NOTEBOOK = "ipykernel" in sys.modules
-if not IN_NOTEBOOK:
-    matplotlib.use("Agg")  # a plain script: draw into PNG files, open no window
-import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
 if "google.colab" in sys.modules:  # on Colab, install minialex first (OWNER: see tutorials/README.md)
@@ -50,22 +43,13 @@ if "google.colab" in sys.modules:  # on Colab, install minialex first (OWNER: se
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/OWNER/minialex"], check=True)
 
 import minialex
+from minialex.tutorial import FAST, save  # fast mode, figures: minialex/tutorial.py
+import matplotlib.pyplot as plt
 from minialex.backend import numpy_ref
 from minialex.nn import functional as F
 
-FAST = os.environ.get("MINIALEX_TUTORIAL_FAST") == "1"  # smaller sizes (the test suite sets it)
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-IMAGES = Path(os.environ.get("MINIALEX_TUTORIAL_IMAGES", HERE / "images"))
-IMAGES.mkdir(parents=True, exist_ok=True)
 np.set_printoptions(precision=4, suppress=True, linewidth=120)
 minialex.set_backend("numpy")
-
-
-def save(fig, name):
-    """Write the figure to images/<name> (in a notebook it is also shown below the cell)."""
-    fig.savefig(IMAGES / name, dpi=90, bbox_inches="tight")
-    if not IN_NOTEBOOK:
-        plt.close(fig)
 
 # %% [markdown]
 # ## 1. The definition, as loops

@@ -34,25 +34,20 @@
 import csv
 import datetime
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-import matplotlib
-
-IN_NOTEBOOK = "ipykernel" in sys.modules
-if not IN_NOTEBOOK:
-    matplotlib.use("Agg")  # a plain script: draw into PNG files, open no window
 import matplotlib.image
-import matplotlib.pyplot as plt
+import numpy as np
 
 if "google.colab" in sys.modules:  # on Colab, install minialex first (OWNER: see tutorials/README.md)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/OWNER/minialex"], check=True)
 
 import minialex
+from minialex.tutorial import FAST, IN_NOTEBOOK, IMAGES, save  # fast mode, figures: minialex/tutorial.py
+import matplotlib.pyplot as plt
 from minialex import plots
 from minialex.checkpoint import read_checkpoint
 from minialex.data import DATASETS
@@ -60,18 +55,8 @@ from minialex.data.loader import DataLoader
 from minialex.models import alexnet
 from minialex.train import build_parser, main
 
-FAST = os.environ.get("MINIALEX_TUTORIAL_FAST") == "1"  # smaller sizes (the test suite sets it)
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-IMAGES = Path(os.environ.get("MINIALEX_TUTORIAL_IMAGES", HERE / "images"))
-IMAGES.mkdir(parents=True, exist_ok=True)
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
 
-
-def save(fig, name):
-    """Write the figure to images/<name> (in a notebook it is also shown below the cell)."""
-    fig.savefig(IMAGES / name, dpi=90, bbox_inches="tight")
-    if not IN_NOTEBOOK:
-        plt.close(fig)
 
 # %% [markdown]
 # ## 1. The data: `shapes`

@@ -28,7 +28,6 @@
 
 # %%
 import inspect
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,9 +42,9 @@ import numba
 from numba import njit
 
 import minialex
+from minialex.tutorial import FAST  # fast mode, figures: minialex/tutorial.py
 from minialex.backend import numba_cpu, numpy_ref
 
-FAST = os.environ.get("MINIALEX_TUTORIAL_FAST") == "1"  # smaller sizes (the test suite sets it)
 np.set_printoptions(precision=4, suppress=True, linewidth=100)
 print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; NumPy {np.__version__}")
 

@@ -25,44 +25,27 @@
 # All numbers depend on the machine and on how busy it is: run this on yours.
 
 # %%
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import matplotlib
-
-IN_NOTEBOOK = "ipykernel" in sys.modules
-if not IN_NOTEBOOK:
-    matplotlib.use("Agg")  # a plain script: draw into PNG files, open no window
-import matplotlib.pyplot as plt
 
 if "google.colab" in sys.modules:  # on Colab, install minialex first (OWNER: see tutorials/README.md)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/OWNER/minialex"], check=True)
 
 import minialex
+from minialex.tutorial import FAST, save  # fast mode, figures: minialex/tutorial.py
+import matplotlib.pyplot as plt
 from minialex import bench, nn, optim
-from minialex.backend import numba_cpu
 from minialex.models import alexnet, summary
 from minialex.nn import functional as F
 from minialex.tensor import Tensor
 
-FAST = os.environ.get("MINIALEX_TUTORIAL_FAST") == "1"  # smaller sizes (the test suite sets it)
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-IMAGES = Path(os.environ.get("MINIALEX_TUTORIAL_IMAGES", HERE / "images"))
-IMAGES.mkdir(parents=True, exist_ok=True)
 np.set_printoptions(precision=4, suppress=True, linewidth=100)
 minialex.set_backend("numba")
 MiB = 2 ** 20
 
-
-def save(fig, name):
-    """Write the figure to images/<name> (in a notebook it is also shown below the cell)."""
-    fig.savefig(IMAGES / name, dpi=90, bbox_inches="tight")
-    if not IN_NOTEBOOK:
-        plt.close(fig)
 
 # %% [markdown]
 # The machine first: timings mean little without the number of threads and the BLAS library
@@ -183,7 +166,7 @@ print(f"memory: copying {big.nbytes // MiB} MiB takes {t * 1e3:.2f} ms: {bandwid
 def layer_gemms(model, input_shape, batch):
     rows_ = summary(model, input_shape, verbose=False)
     modules = dict(model.named_modules())
-    shape, gemms = tuple(input_shape), []
+    gemms = []
     for r in rows_:
         m = modules[r["name"]]
         if isinstance(m, nn.Conv2d):
@@ -192,7 +175,6 @@ def layer_gemms(model, input_shape, batch):
             gemms.append((r["name"], OC // m.groups, K, batch * OH * OW))
         elif isinstance(m, nn.Linear):
             gemms.append((r["name"], batch, m.in_features, m.out_features))
-        shape = r["output_shape"]
     return gemms
 
 minialex.manual_seed(0)
