@@ -186,12 +186,12 @@ def _maxpool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, neg_inf, y, argmax):
                 argmax[n, c, oh, ow] = best_index
 
 
-# The same rule for AlexNet's 3x3 windows (every variant pools 3x3, dilation 1), 2x faster at its sizes:
-# with loops of constant length Numba unrolls the window, and a window that lies wholly inside the
-# input needs no bounds test. Such a window takes two passes: the maximum, branch-free (a compare and
-# a select per tap, no jump for the CPU to mispredict), and whether a NaN is among the taps; then the
-# first tap equal to the maximum (ties go to the first), or the last NaN. Border windows use the
-# one-pass rule of _maxpool2d_forward.
+# The same rule for AlexNet's 3x3 windows (every variant pools 3x3, dilation 1), 5x faster at its
+# sizes. A plane without NaN (a healthy run has none) needs only "a greater tap replaces the best",
+# started from the window's first tap: with loops of constant length Numba unrolls the window, and a
+# window wholly inside the input needs no bounds test. A plane holding a NaN, and the border windows,
+# take the full rule of _maxpool2d_forward. Each plane is scanned for NaN first, in a loop of its
+# own: testing each tap inside the window loop made the whole kernel 5x slower.
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -200,22 +200,20 @@ def _maxpool2d_forward_3x3(x, SH, SW, PH, PW, neg_inf, y, argmax):
     OH, OW = y.shape[2], y.shape[3]
     for nc in prange(N * C):
         n, c = nc // C, nc % C
+        has_nan = False
+        for h in range(H):
+            for w in range(W):
+                has_nan |= x[n, c, h, w] != x[n, c, h, w]
         for oh in range(OH):
             h0 = oh * SH - PH                                # the window's top-left tap
             for ow in range(OW):
                 w0 = ow * SW - PW
-                if h0 >= 0 and w0 >= 0 and h0 + 3 <= H and w0 + 3 <= W:
-                    best, has_nan = x[n, c, h0, w0], False
+                if not has_nan and h0 >= 0 and w0 >= 0 and h0 + 3 <= H and w0 + 3 <= W:
+                    best, best_index = x[n, c, h0, w0], h0 * W + w0
                     for kh in range(3):
                         for kw in range(3):
                             v = x[n, c, h0 + kh, w0 + kw]
-                            best = v if v > best else best
-                            has_nan |= v != v
-                    best_index = -1
-                    for kh in range(3):
-                        for kw in range(3):
-                            v = x[n, c, h0 + kh, w0 + kw]
-                            if (v != v) if has_nan else (v == best and best_index < 0):
+                            if v > best:                     # strict: ties keep the first
                                 best, best_index = v, (h0 + kh) * W + w0 + kw
                 else:
                     best, best_index = neg_inf, -1
