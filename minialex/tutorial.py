@@ -9,6 +9,8 @@
 * ``IMAGES``: the folder the figures are written to, ``images/`` next to the tutorial (the current
   folder's ``images/`` in a notebook), or ``MINIALEX_TUTORIAL_IMAGES`` when set (the tests use it).
 * ``save(fig, name)`` writes ``IMAGES/name``.
+* ``sample_photo(size)``: the photograph that comes with matplotlib, as a float32 (size, size, 3)
+  array of 0-255 values: a real image with no download (tutorials 06 and 08).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import matplotlib.cbook
+import matplotlib.image
+import numpy as np
 
 IN_NOTEBOOK = "ipykernel" in sys.modules
 if not IN_NOTEBOOK:
@@ -43,3 +48,16 @@ def save(fig, name: str):
     fig.savefig(IMAGES / name, dpi=90, bbox_inches="tight")
     if not IN_NOTEBOOK:
         plt.close(fig)
+
+
+def sample_photo(size: int):
+    """Grace Hopper (600x512 RGB, uint8), centre-cropped to a square, resized bilinearly to size x size."""
+    image = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    H, W = image.shape[:2]
+    top = (H - W) // 2
+    image = image[top:top + W].astype(np.float32)                     # (512, 512, 3)
+    src = (np.arange(size) + 0.5) * W / size - 0.5                    # where each output pixel samples
+    i0 = np.clip(np.floor(src).astype(int), 0, W - 2)
+    f = np.clip(src - i0, 0, 1)
+    rows = image[i0] * (1 - f)[:, None, None] + image[i0 + 1] * f[:, None, None]              # (size, W, 3)
+    return rows[:, i0] * (1 - f)[None, :, None] + rows[:, i0 + 1] * f[None, :, None]         # (size, size, 3)

@@ -32,17 +32,13 @@
 import sys
 
 import numpy as np
-import matplotlib
-
-import matplotlib.cbook
-import matplotlib.image
 
 if "google.colab" in sys.modules:  # on Colab, install minialex first (OWNER: see tutorials/README.md)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/OWNER/minialex"], check=True)
 
 import minialex
-from minialex.tutorial import save  # fast mode, figures: minialex/tutorial.py
+from minialex.tutorial import save, sample_photo  # fast mode, figures: minialex/tutorial.py
 import matplotlib.pyplot as plt
 from minialex import nn
 from minialex.nn import functional as F
@@ -204,26 +200,14 @@ print(f"alone: the output peaks at a = {a_values[np.argmax(b_alone)]:.0f} (b = {
 # %% [markdown]
 # ## 4. What it does to feature maps
 #
-# A real photograph (Grace Hopper, shipped with matplotlib), resized with NumPy to 227x227, goes
-# through a conv1 like the paper's (96 kernels of 11x11, stride 4) with **random** weights drawn
+# A real photograph (Grace Hopper, shipped with matplotlib; `minialex.tutorial.sample_photo` crops it
+# and resizes it with NumPy to 227x227) goes through a conv1 like the paper's (96 kernels of 11x11,
+# stride 4) with **random** weights drawn
 # from the paper's initialisation N(0, 0.01): no training here, so the maps respond to edges and
 # colours in random combinations. Then ReLU, then the paper's LRN.
 
 # %%
-def load_photo(size):
-    """Grace Hopper (600x512 RGB, uint8), centre-cropped to a square, resized bilinearly to size x size."""
-    image = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    H, W = image.shape[:2]
-    top = (H - W) // 2
-    image = image[top:top + W].astype(np.float32)                     # (512, 512, 3)
-    src = (np.arange(size) + 0.5) * W / size - 0.5                    # where each output pixel samples
-    i0 = np.clip(np.floor(src).astype(int), 0, W - 2)
-    f = np.clip(src - i0, 0, 1)
-    rows = image[i0] * (1 - f)[:, None, None] + image[i0 + 1] * f[:, None, None]
-    return rows[:, i0] * (1 - f)[None, :, None] + rows[:, i0 + 1] * f[None, :, None]
-
-
-photo = load_photo(227)                                               # (227, 227, 3), 0..255
+photo = sample_photo(227)                                               # (227, 227, 3), 0..255
 x = minialex.tensor((photo - photo.mean(axis=(0, 1))).transpose(2, 0, 1)[None].copy())  # (1, 3, 227, 227)
 minialex.manual_seed(0)
 conv1 = nn.Conv2d(3, 96, 11, stride=4)

@@ -31,17 +31,13 @@
 import sys
 
 import numpy as np
-import matplotlib
-
-import matplotlib.cbook
-import matplotlib.image
 
 if "google.colab" in sys.modules:  # on Colab, install minialex first (OWNER: see tutorials/README.md)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/OWNER/minialex"], check=True)
 
 import minialex
-from minialex.tutorial import FAST, save  # fast mode, figures: minialex/tutorial.py
+from minialex.tutorial import FAST, save, sample_photo  # fast mode, figures: minialex/tutorial.py
 import matplotlib.pyplot as plt
 from minialex import nn
 from minialex.models import VARIANTS, alexnet, summary
@@ -207,20 +203,7 @@ else:
 # a trained AlexNet sees; tutorial 09 trains one.
 
 # %%
-def load_photo(size):
-    """Grace Hopper (600x512 RGB, uint8), centre-cropped to a square, resized bilinearly to size x size."""
-    image = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    H, W = image.shape[:2]
-    top = (H - W) // 2
-    image = image[top:top + W].astype(np.float32)                     # (512, 512, 3)
-    src = (np.arange(size) + 0.5) * W / size - 0.5                    # where each output pixel samples
-    i0 = np.clip(np.floor(src).astype(int), 0, W - 2)
-    f = np.clip(src - i0, 0, 1)
-    rows = image[i0] * (1 - f)[:, None, None] + image[i0 + 1] * f[:, None, None]
-    return rows[:, i0] * (1 - f)[None, :, None] + rows[:, i0 + 1] * f[None, :, None]
-
-
-photo = load_photo(227)                                                         # (227, 227, 3)
+photo = sample_photo(227)                                                         # (227, 227, 3)
 x = minialex.tensor((photo - photo.mean(axis=(0, 1))).transpose(2, 0, 1)[None].astype(np.float32))  # (1, 3, 227, 227)
 print("input:", x.shape, x.dtype)
 
