@@ -81,39 +81,16 @@ def _copy_back(out, buffer):
 # one GEMM convolves the whole batch. Loop mapping: prange over the C*KH*KW rows; row (c, kh, kw) is
 # one tap of every window, written start to end by one thread (writing rows whole, rather than a
 # plane's KH*KW scattered pieces of rows, was 1.5x faster on AlexNet's conv1).
+#
+# Two things make these loops fast, and both are about the innermost loop (over ow):
+# * the bounds test is hoisted out of it: for each tap (kh, kw), ``_inside`` gives the output rows
+#   and columns whose pixel lies inside the input; the others are padding;
+# * every array index is unsigned (``_u``). A signed index may be negative, and Numba then adds
+#   Python's a[-1] rule (add the length) to each access; with unsigned indices the inner loop is a
+#   plain strided copy that LLVM vectorizes. This alone made im2col 2x and col2im 2-2.5x faster.
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols):
-    N, C, H, W = x.shape
-    OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
-    OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
-    for row in prange(C * KH * KW):
-        c, kh, kw = row // (KH * KW), (row // KW) % KH, row % KW
-        for n in range(N):
-            for oh in range(OH):
-                h = oh * SH - PH + kh * DH
-                col = (n * OH + oh) * OW
-                for ow in range(OW):
-                    w = ow * SW - PW + kw * DW
-                    if 0 <= h < H and 0 <= w < W:
-                        cols[row, col + ow] = x[n, c, h, w]
-                    else:
-                        cols[row, col + ow] = 0              # padding
-
-
-def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols):
-    buf = _scratch(cols)
-    _im2col(_contiguous(x), KH, KW, SH, SW, PH, PW, DH, DW, buf)
-    _copy_back(cols, buf)
-
-
-# col2im, the transpose: gx[n, c, h, w] = sum of the cols entries copied from (h, w); entries copied
-# from the padding are dropped. Loop mapping: prange over the N*C planes; plane (n, c) is written only
-# from its own block of cols, so each thread scatters (+=) into its own planes. A pixel receives its
-# terms in (kh, kw) order, as in numpy_ref. The bounds test is hoisted out of the loops: for each tap
-# (kh, kw), ``_inside`` gives the output rows and columns whose pixel lies inside the input, and only
-# those are visited (1.3x to 1.7x faster than testing every pixel, at AlexNet's sizes).
+_u = np.uint64  # an array index that Numba knows is not negative (see above)
 
 
 @njit(cache=True, inline="always")
@@ -125,26 +102,67 @@ def _inside(offset, stride, size, count):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
+def _im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols):
+    N, C, H, W = x.shape
+    OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
+    OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+    for row in prange(C * KH * KW):
+        c, kh, kw = row // (KH * KW), (row // KW) % KH, row % KW
+        h_off, w_off = kh * DH - PH, kw * DW - PW            # h = oh*SH + h_off, w = ow*SW + w_off
+        oh_lo, oh_hi = _inside(h_off, SH, H, OH)
+        ow_lo, ow_hi = _inside(w_off, SW, W, OW)
+        r = _u(row)
+        for n in range(N):
+            for oh in range(OH):
+                col = (n * OH + oh) * OW
+                if oh_lo <= oh < oh_hi:
+                    h = _u(oh * SH + h_off)
+                    for ow in range(ow_lo):
+                        cols[r, _u(col + ow)] = 0                # padding, left
+                    for ow in range(ow_lo, ow_hi):
+                        cols[r, _u(col + ow)] = x[_u(n), _u(c), h, _u(ow * SW + w_off)]
+                    for ow in range(ow_hi, OW):
+                        cols[r, _u(col + ow)] = 0                # padding, right
+                else:
+                    for ow in range(OW):
+                        cols[r, _u(col + ow)] = 0                # padding, top or bottom
+
+
+def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, cols):
+    buf = _scratch(cols)
+    _im2col(_contiguous(x), KH, KW, SH, SW, PH, PW, DH, DW, buf)
+    _copy_back(cols, buf)
+
+
+# col2im, the transpose: gx[n, c, h, w] = sum of the cols entries copied from (h, w); entries copied
+# from the padding are dropped. Loop mapping: prange over the N*C planes; plane (n, c) is written only
+# from its own block of cols, so each thread scatters (+=) into its own planes. A pixel receives its
+# terms in (kh, kw) order, as in numpy_ref. Bounds hoisted and indices unsigned, as in im2col.
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
 def _col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, gx):
     N, C, H, W = gx.shape
     OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
     OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
     for nc in prange(N * C):
         n, c = nc // C, nc % C
+        un, uc = _u(n), _u(c)
         for h in range(H):
             for w in range(W):
-                gx[n, c, h, w] = 0
+                gx[un, uc, _u(h), _u(w)] = 0
         for kh in range(KH):
             h_off = kh * DH - PH                                 # h = oh*SH + h_off
             oh_lo, oh_hi = _inside(h_off, SH, H, OH)
             for kw in range(KW):
                 w_off = kw * DW - PW                             # w = ow*SW + w_off
                 ow_lo, ow_hi = _inside(w_off, SW, W, OW)
-                row = (c * KH + kh) * KW + kw
+                row = _u((c * KH + kh) * KW + kw)
                 for oh in range(oh_lo, oh_hi):
                     col = (n * OH + oh) * OW
+                    h = _u(oh * SH + h_off)
                     for ow in range(ow_lo, ow_hi):
-                        gx[n, c, oh * SH + h_off, ow * SW + w_off] += cols[row, col + ow]
+                        gx[un, uc, h, _u(ow * SW + w_off)] += cols[row, _u(col + ow)]
 
 
 def col2im(cols, KH, KW, SH, SW, PH, PW, DH, DW, gx):
