@@ -96,6 +96,37 @@ def test_chunked_batch_equals_one_chunk(backend_name, rng):
         assert_close(a, b_, 1e-13)
 
 
+# Columns per image, float64: 23,328 bytes for the first layer below, 30,000 for the second. A budget
+# of 60,000 bytes chunks both; 117,000 keeps the first layer's columns whole and chunks the second,
+# whose smaller chunks reuse (overwrite) the scratch buffer that the first layer grew.
+@pytest.mark.parametrize("budget_bytes", [60_000, 117_000])
+def test_layers_sharing_scratch_buffers_equal_one_chunk(backend_name, rng, budget_bytes):
+    # Two convs in a row, as in a network: the second layer's forward overwrites the scratch
+    # buffers (columns, GEMM output) between the first layer's forward and backward, and grouped
+    # and plain convs share them. Every output and gradient must equal the one-chunk run.
+    x = rng.standard_normal((5, 4, 9, 9))
+    w1, b1 = rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)   # groups=2
+    w2, b2 = rng.standard_normal((3, 6, 5, 5)), rng.standard_normal(3)
+
+    def run():
+        tx = to_tensor(x, True)
+        params = [to_tensor(a, True) for a in (w1, b1, w2, b2)]
+        h = F.conv2d(tx, params[0], params[1], padding=1, groups=2)
+        y = F.conv2d(h * h, params[2], params[3], stride=2, padding=2)
+        (y * y).sum().backward()
+        return [y.numpy(), tx.grad.numpy()] + [p.grad.numpy() for p in params]
+
+    whole = run()
+    budget = conv_ops.get_im2col_budget()
+    try:
+        conv_ops.set_im2col_budget(budget_bytes)
+        chunked = run()
+    finally:
+        conv_ops.set_im2col_budget(budget)
+    for a, b_ in zip(whole, chunked):
+        assert_close(a, b_, 1e-12)
+
+
 def test_hand_computed():
     # 1 image, 1 channel 3x3, a 2x2 kernel of ones: each output is the sum of a 2x2 block
     x = minialex.tensor(np.arange(9.0).reshape(1, 1, 3, 3), requires_grad=True)

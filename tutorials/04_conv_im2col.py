@@ -275,10 +275,12 @@ for variant in ("paper",) if FAST else ("torchvision", "paper"):    # (fast mode
 # The column `x` is `cols / input`: how many times each input value is copied (about `KH*KW/(SH*SW)`).
 # For a batch of 128, conv2's columns alone take most of a gigabyte, and those of all five layers
 # about 2 GiB, far more than the layers' inputs. minialex therefore processes a
-# batch in **chunks** of images so that one `cols` buffer never exceeds a budget (256 MiB by
+# batch in **chunks** of images so that one `cols` buffer never exceeds a budget (32 MiB by
 # default, `minialex.ops.conv.set_im2col_budget`), one GEMM per chunk. When the whole batch fits in
 # one chunk the columns are kept for backward; otherwise backward recomputes them chunk by chunk
-# (an im2col costs far less than the GEMM it feeds).
+# (an im2col costs far less than the GEMM it feeds). Small chunks are also *faster* than big ones:
+# a chunk's columns are still in the CPU's cache when the GEMM reads them (the numbers are at the
+# top of `minialex/ops/conv.py`).
 
 # %%
 budget = get_im2col_budget()
