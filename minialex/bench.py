@@ -60,7 +60,7 @@ BANDWIDTH_TARGET = 0.5           # issue #6: the memory-bound kernels at >= 50% 
 def machine_header(torch) -> dict:
     """Threads, BLAS library and core type: the numbers needed to compare figures across machines."""
     header = {"python": platform.python_version(), "numpy": np.__version__, "cpu_count": os.cpu_count(),
-              "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}
+              **{var: os.environ.get(var, "(unset)") for var in ("OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT")}}
     try:
         from threadpoolctl import threadpool_info
 
