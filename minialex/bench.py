@@ -6,8 +6,8 @@ For each AlexNet variant asked for (``--variant``; default torchvision at batch 
 CPU backend installed; ``--backend cupy`` for the GPU):
 
 * per layer: forward time and forward+backward time, at the shapes the layer sees in the model;
-* per training step (forward, cross-entropy, backward, SGD with momentum): time and images/s, plus
-  the share of the step spent in minialex's kernels (everything but GEMM and Python);
+* per training step (forward, cross-entropy, backward, SGD with momentum): time and images/s, and
+  how the step divides into GEMM, minialex's kernels, and the rest (Python, the optimizer, copies);
 * peak memory of a training step, each framework in its own process (``--memory``): resident
   memory on the CPU, bytes allocated on the GPU;
 * on the GPU, the memory bandwidth of the memory-bound kernels (ReLU, dropout, max-pool, LRN),
@@ -226,22 +226,28 @@ def torch_training_step(twin, optimizer, x, target, torch):
     return loss
 
 
-def kernel_share(model, optimizer, x, target, kernels_module, sync=lambda: None) -> float:
-    """Fraction of one training step spent inside the backend's kernels (not GEMM, not Python)."""
-    spent = [0.0]
+def step_breakdown(model, optimizer, x, target, backend_, sync=lambda: None) -> dict:
+    """Shares of one training step: ``gemm`` (the array module's ``matmul``, through which every op
+    does its GEMMs), ``kernels`` (the backend's kernels) and ``other`` (the rest: Python, the
+    optimizer's array arithmetic, copies and transposes)."""
+    spent = {"gemm": 0.0, "kernels": 0.0}
+    kernels_module, xp = backend_.kernels, backend_.xp
     originals = {name: getattr(kernels_module, name) for name in kernels_module.KERNELS}
+    original_matmul = xp.matmul
 
-    def timed(fn):
-        def wrapper(*args):
-            sync()  # on a GPU: the work queued before (a GEMM) is not this kernel's
+    def timed(fn, part):
+        def wrapper(*args, **kwargs):
+            sync()  # on a GPU: the work queued before is not this call's
             start = time.perf_counter()
-            fn(*args)
+            result = fn(*args, **kwargs)
             sync()
-            spent[0] += time.perf_counter() - start
+            spent[part] += time.perf_counter() - start
+            return result
         return wrapper
 
     for name, fn in originals.items():
-        setattr(kernels_module, name, timed(fn))
+        setattr(kernels_module, name, timed(fn, "kernels"))
+    xp.matmul = timed(original_matmul, "gemm")
     try:
         sync()
         start = time.perf_counter()
@@ -251,7 +257,10 @@ def kernel_share(model, optimizer, x, target, kernels_module, sync=lambda: None)
     finally:
         for name, fn in originals.items():
             setattr(kernels_module, name, fn)
-    return spent[0] / total
+        xp.matmul = original_matmul
+    shares = {part: seconds / total for part, seconds in spent.items()}
+    shares["other"] = 1 - shares["gemm"] - shares["kernels"]
+    return shares
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +302,7 @@ def bench_step(variant, batch, backends, torch, repeats, rng, device="cpu"):
     model, shape = build(variant, batch)
     x_host = rng.standard_normal(shape).astype(np.float32)
     target_host = rng.integers(0, model.config["num_classes"], batch)
-    candidates, shares = {}, {}
+    candidates, breakdowns = {}, {}
     for name in backends:
         with B.backend_scope(name):
             m, _ = build(variant, batch)
@@ -306,7 +315,7 @@ def bench_step(variant, batch, backends, torch, repeats, rng, device="cpu"):
 
             sync = synchronizer(name, device)
             synced(step, sync)()
-            shares[name] = kernel_share(m, opt, x, target, B.get(name).kernels, sync)
+            breakdowns[name] = step_breakdown(m, opt, x, target, B.get(name), sync)
             candidates[name] = synced(step, sync)
     if torch is not None:
         twin = torch_model(model, torch, device)
@@ -316,7 +325,7 @@ def bench_step(variant, batch, backends, torch, repeats, rng, device="cpu"):
                                      synchronizer("torch", device, torch))
     medians = interleaved_medians(candidates, repeats)
     return {"variant": variant, "batch": batch, "device": device, "step_seconds": medians,
-            "images_per_second": {k: batch / t for k, t in medians.items()}, "kernel_share": shares}
+            "images_per_second": {k: batch / t for k, t in medians.items()}, "breakdown": breakdowns}
 
 
 def peak_memory(framework, variant, batch, backend_name) -> list[float]:
@@ -591,8 +600,9 @@ def bench_variant(variant, batch, device, backends, torch, args, rng, results):
     print(f"\n== {variant}, batch {batch}, {where}: training step (forward, backward, SGD){target} ==")
     for name, seconds in step["step_seconds"].items():
         ratio = f", {seconds / step['step_seconds']['torch']:.2f}x PyTorch" if torch and name != "torch" else ""
-        share = (f", kernels {100 * step['kernel_share'][name]:.0f}% of the step"
-                 if name in step["kernel_share"] else "")
+        parts = step["breakdown"].get(name)
+        share = (f"; GEMM {100 * parts['gemm']:.0f}%, kernels {100 * parts['kernels']:.0f}%, "
+                 f"other {100 * parts['other']:.0f}% of the step" if parts else "")
         print(f"  {name:<6} {seconds:8.3f} s  {batch / seconds:8.1f} images/s{ratio}{share}")
     if args.memory:
         frameworks = [("minialex", name) for name in backends] + ([("torch", backends[0])] if torch else [])

@@ -12,6 +12,7 @@ import types
 import numpy as np
 import pytest
 
+import minialex
 from minialex import backend as B
 from minialex import bench
 from minialex.backend import numpy_ref
@@ -69,9 +70,33 @@ def test_every_timed_layer_and_step_call_is_synchronized(syncs):
     syncs.clear()
     with B.backend_scope("numpy"):
         step = bench.bench_step("small", 2, ["numpy"], None, 5, np.random.default_rng(0))
-    kernel_calls = (len(syncs) - 1 - (1 + 5) - 2) // 2  # first step, timed steps, kernel_share's total
-    assert kernel_calls > 10 and len(syncs) == 1 + (1 + 5) + 2 + 2 * kernel_calls
-    assert 0 < step["kernel_share"]["numpy"] < 1
+    timed_calls = (len(syncs) - 1 - (1 + 5) - 2) // 2  # first step, timed steps, step_breakdown's total
+    assert timed_calls > 10 and len(syncs) == 1 + (1 + 5) + 2 + 2 * timed_calls
+    parts = step["breakdown"]["numpy"]
+    assert 0 < parts["gemm"] < 1 and 0 < parts["kernels"] < 1 and 0 < parts["other"] < 1
+
+
+def test_step_breakdown_times_every_gemm_and_kernel_and_restores_them():
+    # The small model at batch 2: 5 convs and 3 linears, 3 GEMMs each (forward, grad wrt weight,
+    # grad wrt input), less conv1's grad wrt its input, which needs none: 23 GEMMs, one chunk each.
+    with B.backend_scope("numpy"):
+        model, shape = bench.build("small", 2)
+        optimizer = minialex.optim.SGD(model.parameters(), 0.01)
+        x, target = minialex.tensor(np.zeros(shape, np.float32)), minialex.tensor(np.array([1, 2]))
+        calls, matmul, im2col = [], np.matmul, numpy_ref.im2col
+
+        def counting(*args, **kwargs):
+            calls.append(args[0].shape)
+            return matmul(*args, **kwargs)
+
+        np.matmul = counting
+        try:
+            parts = bench.step_breakdown(model, optimizer, x, target, B.get("numpy"))
+            restored = np.matmul is counting and numpy_ref.im2col is im2col
+        finally:
+            np.matmul = matmul
+    assert len(calls) == 23 and restored
+    assert sum(parts.values()) == pytest.approx(1) and parts["gemm"] > 0 and parts["kernels"] > 0
 
 
 def test_synchronizer_waits_on_the_gpu_only(monkeypatch):

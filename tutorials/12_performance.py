@@ -104,15 +104,17 @@ save(fig, "12_layer_times.png")
 # plus col2im and the transposes around them.
 #
 # A whole step (forward, loss, backward, SGD update) costs about the sum of its layers.
-# `bench.kernel_share` wraps every kernel of the backend with a timer: the rest of the step is
-# GEMM (BLAS) and Python.
+# `bench.step_breakdown` wraps every kernel of the backend, and the `matmul` through which every op
+# does its GEMMs, with a timer: the rest of the step is Python, the optimizer's array arithmetic and
+# the copies between them.
 
 # %%
 step = bench.bench_step("small", batch, ["numba"], None, repeats, np.random.default_rng(0))
 seconds = step["step_seconds"]["numba"]
 print(f"one training step: {seconds * 1e3:.0f} ms, {batch / seconds:.0f} images/s")
-print(f"inside minialex's kernels (im2col, col2im, pooling, LRN, ...): {100 * step['kernel_share']['numba']:.0f}% "
-      f"of the step; the rest is GEMM and Python")
+parts = step["breakdown"]["numba"]
+print(f"GEMM (BLAS): {100 * parts['gemm']:.0f}% of the step; minialex's kernels (im2col, col2im, "
+      f"pooling, LRN, ...): {100 * parts['kernels']:.0f}%; the rest: {100 * parts['other']:.0f}%")
 
 # %% [markdown]
 # ## 2. The roofline of this machine
@@ -328,7 +330,7 @@ else:
 # ## Where this lives in minialex
 #
 # - `minialex/bench.py`: `bench_layers` and `layer_candidates` (per-layer timings),
-#   `interleaved_medians`, `bench_step` and `kernel_share` (a whole step, and the kernels' share),
+#   `interleaved_medians`, `bench_step` and `step_breakdown` (a whole step, and its GEMM and kernel shares),
 #   `machine_header`; `python -m minialex.bench` (also against PyTorch, and peak memory with `--memory`).
 # - `minialex/models/summary.py`: `summary` (per-layer outputs, parameters, multiply-adds, memory).
 # - `minialex/ops/conv.py`: `Conv2d._images_per_chunk`, `set_im2col_budget` (the chunks), and what

@@ -125,7 +125,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.save(a=a, b=b)
-        return a @ b
+        return backend.xp_of(a).matmul(a, b)
 
     def backward(self, gy):
         a, b = self.saved["a"], self.saved["b"]
@@ -136,9 +136,9 @@ class MatMul(Function):
         g2 = g2.reshape(g2.shape[:-2] + (1,) + g2.shape[-1:]) if a.ndim == 1 else g2  # (.., M, P)
         ga = gb = None
         if self.needs_input_grad[0]:  # grad wrt a = gy @ b^T
-            ga = unbroadcast(g2 @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(xp.matmul(g2, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:  # grad wrt b = a^T @ gy
-            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+            gb = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
 
 

@@ -10,6 +10,7 @@ and y, ordered (OC, N, OH*OW), is transposed to NCHW. Backward, with gy transpos
     grad wrt weight[g] = gy[g] @ cols[g]^T        (OC/G, N*OH*OW) @ (N*OH*OW, C/G*KH*KW)
     grad wrt x         = col2im(weight^T @ gy)
     grad wrt bias[o]   = sum of gy[:, o]
+Each ``@`` above is a call of the array module's ``xp.matmul`` (BLAS, or cuBLAS on the GPU).
 
 The batch is processed in chunks so that the im2col buffer never exceeds ``im2col_budget`` bytes.
 The columns are kept for backward when the whole batch fits in one chunk, and recomputed chunk by
@@ -138,7 +139,7 @@ class Conv2d(Function):
             if need_w:  # ==== grad wrt weight: gy @ cols^T ====
                 cols = kept_cols if kept_cols is not None else self._columns(x[n0:n0 + n], reuse=True)
                 cols = cols.reshape(G, Cg * KH * KW, n * OH * OW)         # (G, C/G*KH*KW, n*OH*OW)
-                gw += gy_groups @ xp.swapaxes(cols, 1, 2)
+                gw += xp.matmul(gy_groups, xp.swapaxes(cols, 1, 2))
             if need_x:  # ==== grad wrt x: col2im of weight^T @ gy ====
                 gcols = xp.matmul(wT, gy_groups, out=_scratch("gcols", (G, Cg * KH * KW, n * OH * OW), gy))
                 K.col2im(gcols.reshape(C * KH * KW, n * OH * OW), *self.geometry, gx[n0:n0 + n])

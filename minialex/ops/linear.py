@@ -15,7 +15,7 @@ from minialex.tensor import Function
 class Linear(Function):
     def forward(self, x, weight, bias):
         x2 = x.reshape(-1, x.shape[-1])                       # (M, in), M = product of leading axes
-        y = x2 @ weight.T                                      # (M, out)
+        y = backend.xp_of(x).matmul(x2, weight.T)              # (M, out)
         if bias is not None:
             backend.kernels_for(x).bias_add(y.reshape(y.shape[0], -1, 1), bias)
         self.save(x2=x2, weight=weight)
@@ -26,11 +26,12 @@ class Linear(Function):
         x2, weight = self.saved["x2"], self.saved["weight"]
         gy2 = gy.reshape(-1, weight.shape[0])                  # (M, out)
         need_x, need_w, need_b = self.needs_input_grad
-        gx = (gy2 @ weight).reshape(self.x_shape) if need_x else None   # grad wrt x
-        gw = gy2.T @ x2 if need_w else None                              # grad wrt weight
+        xp = backend.xp_of(gy)
+        gx = xp.matmul(gy2, weight).reshape(self.x_shape) if need_x else None   # grad wrt x
+        gw = xp.matmul(gy2.T, x2) if need_w else None                            # grad wrt weight
         gb = None
         if need_b:                                                       # grad wrt bias
-            gb = backend.xp_of(gy).empty((weight.shape[0],), dtype=gy.dtype)
+            gb = xp.empty((weight.shape[0],), dtype=gy.dtype)
             backend.kernels_for(gy).bias_grad(gy2.reshape(gy2.shape[0], -1, 1), gb)
         return gx, gw, gb
 
