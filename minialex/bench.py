@@ -226,10 +226,10 @@ def torch_training_step(twin, optimizer, x, target, torch):
     return loss
 
 
-def step_breakdown(model, optimizer, x, target, backend_, sync=lambda: None) -> dict:
-    """Shares of one training step: ``gemm`` (the array module's ``matmul``, through which every op
-    does its GEMMs), ``kernels`` (the backend's kernels) and ``other`` (the rest: Python, the
-    optimizer's array arithmetic, copies and transposes)."""
+def step_breakdown(model, optimizer, x, target, backend_, sync=lambda: None, steps=3) -> dict:
+    """Shares of a training step, over ``steps`` steps: ``gemm`` (the array module's ``matmul``,
+    through which every op does its GEMMs), ``kernels`` (the backend's kernels) and ``other`` (the
+    rest: Python, copies and transposes, the loss)."""
     spent = {"gemm": 0.0, "kernels": 0.0}
     kernels_module, xp = backend_.kernels, backend_.xp
     originals = {name: getattr(kernels_module, name) for name in kernels_module.KERNELS}
@@ -251,7 +251,8 @@ def step_breakdown(model, optimizer, x, target, backend_, sync=lambda: None) -> 
     try:
         sync()
         start = time.perf_counter()
-        training_step(model, optimizer, x, target)
+        for _ in range(steps):
+            training_step(model, optimizer, x, target)
         sync()
         total = time.perf_counter() - start
     finally:

@@ -95,18 +95,15 @@ class SGD(Optimizer):
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
     def update(self, p, g, state):
-        momentum, weight_decay = self.hyper["momentum"], self.hyper["weight_decay"]
-        if weight_decay:
-            g = g + weight_decay * p.data
+        """The formula above, one fused loop per parameter: the backend's ``sgd_update`` kernel."""
+        momentum = self.hyper["momentum"]
+        v = None
         if momentum:
             v = state.get("momentum_buffer")
-            if v is None:
-                v = state["momentum_buffer"] = g.copy()
-            else:
-                v *= momentum
-                v += g
-            g = g + momentum * v if self.hyper["nesterov"] else v
-        p.data -= self.lr * g
+            if v is None:  # 0, so that the first step's v = momentum * 0 + g = g
+                v = state["momentum_buffer"] = backend.xp_of(p.data).zeros_like(p.data)
+        backend.kernels_for(p.data).sgd_update(p.data, g, v, self.lr, momentum, self.hyper["weight_decay"],
+                                               self.hyper["nesterov"])
 
 
 class PaperSGD(Optimizer):

@@ -70,7 +70,7 @@ def test_every_timed_layer_and_step_call_is_synchronized(syncs):
     syncs.clear()
     with B.backend_scope("numpy"):
         step = bench.bench_step("small", 2, ["numpy"], None, 5, np.random.default_rng(0))
-    timed_calls = (len(syncs) - 1 - (1 + 5) - 2) // 2  # first step, timed steps, step_breakdown's total
+    timed_calls = (len(syncs) - 1 - (1 + 5) - 2) // 2  # first step, timed steps, step_breakdown's total (3 steps)
     assert timed_calls > 10 and len(syncs) == 1 + (1 + 5) + 2 + 2 * timed_calls
     parts = step["breakdown"]["numpy"]
     assert 0 < parts["gemm"] < 1 and 0 < parts["kernels"] < 1 and 0 < parts["other"] < 1
@@ -91,7 +91,7 @@ def test_step_breakdown_times_every_gemm_and_kernel_and_restores_them():
 
         np.matmul = counting
         try:
-            parts = bench.step_breakdown(model, optimizer, x, target, B.get("numpy"))
+            parts = bench.step_breakdown(model, optimizer, x, target, B.get("numpy"), steps=1)
             restored = np.matmul is counting and numpy_ref.im2col is im2col
         finally:
             np.matmul = matmul

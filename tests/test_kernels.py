@@ -535,6 +535,26 @@ def test_bias_grad(backend_name, dtype, shape):
     assert_matches(got, want, scale=np.abs(gy).astype(np.float64).sum(axis=(0, 2)), what="gb")
 
 
+# (momentum, weight_decay, nesterov): without momentum (v is None), with, with weight decay, Nesterov
+SGD_CASES = [(0.0, 0.0, False), (0.0, 0.01, False), (0.9, 0.0, False), (0.9, 5e-4, False), (0.9, 0.01, True)]
+
+
+@pytest.mark.parametrize("backend_name", COMPARED)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SGD_CASES, ids=["plain", "decay", "momentum", "momentum-decay", "nesterov"])
+def test_sgd_update(backend_name, dtype, case):
+    momentum, weight_decay, nesterov = case
+    rng = np.random.default_rng(20)
+    p, g = rng.standard_normal((2, 3, 37)).astype(dtype), rng.standard_normal((2, 3, 37)).astype(dtype)
+    p.reshape(-1)[0] = np.inf                 # an infinite weight: inf * 0 must not appear without decay
+    v = rng.standard_normal((2, 3, 37)).astype(dtype) if momentum else None
+    pairs = run_both(backend_name, "sgd_update", [p, g, v, 0.1, momentum, weight_decay, nesterov],
+                     [0, 2] if momentum else [0])
+    for (got, want), what in zip(pairs, ["p", "v"]):
+        assert_matches(got, want, what=what)
+    assert not np.isnan(pairs[0][1]).any() or weight_decay
+
+
 # ---------------------------------------------------------------------------------------------
 # Layouts the ops may pass: non-contiguous inputs (a transposed gradient) and outputs
 # ---------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ SOURCES = {
     "dropout.cu": ["dropout_apply"],
     "softmax_xent.cu": ["softmax_xent_forward", "softmax_xent_backward"],
     "bias.cu": ["bias_add", "bias_grad"],
+    "sgd.cu": ["sgd_update"],
 }
 UNTEMPLATED = {"dropout.cu": ["dropout_mask"]}
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -222,3 +223,12 @@ def bias_grad(gy, gb):
     N, C, L = gy.shape
     kernel = _function("bias.cu", "bias_grad", gy.dtype)
     kernel((int(min(C, MAX_BLOCKS)),), (THREADS,), (gy, gb) + _i(N, C, L))
+
+
+def sgd_update(p, g, v, lr, momentum, weight_decay, nesterov):
+    t = p.dtype.type
+    has_momentum = v is not None                               # without momentum, p stands in for v (unread)
+    _launch(_function("sgd.cu", "sgd_update", p.dtype), p.size,
+            (p, g, v if has_momentum else p, t(lr), t(momentum), t(weight_decay), np.int32(has_momentum),
+             np.int32(bool(nesterov)), np.int64(p.size)))
+

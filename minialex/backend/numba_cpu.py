@@ -618,3 +618,33 @@ def bias_grad(gy, gb):
     buf = _scratch(gb)
     _bias_grad(_contiguous(gy), gy.dtype.type(0), buf)
     _copy_back(gb, buf)
+
+
+# =============================================================================================
+# SGD update: numpy_ref's formula in one pass over p, g and v
+# =============================================================================================
+#
+# Loop mapping: prange over the elements. ``v`` is an empty stand-in without momentum (a loop-invariant
+# branch: LLVM compiles one loop for each case).
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _sgd_update(p, g, v, lr, momentum, weight_decay, has_momentum, nesterov):
+    for i in prange(p.size):
+        d = g[i] + weight_decay * p[i] if weight_decay != 0 else g[i]
+        step = d
+        if has_momentum:
+            v[i] = momentum * v[i] + d
+            step = d + momentum * v[i] if nesterov else v[i]
+        p[i] -= lr * step
+
+
+def sgd_update(p, g, v, lr, momentum, weight_decay, nesterov):
+    t = p.dtype.type
+    p_buf = _contiguous(p)                                    # updated in place (a copy only if p is not)
+    v_buf = _contiguous(v) if v is not None else np.empty(0, dtype=p.dtype)
+    _sgd_update(p_buf.reshape(-1), _contiguous(g).reshape(-1), v_buf.reshape(-1), t(lr), t(momentum),
+                t(weight_decay), v is not None, bool(nesterov))
+    _copy_back(p, p_buf)
+    if v is not None:
+        _copy_back(v, v_buf)

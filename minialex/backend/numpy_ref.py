@@ -34,6 +34,7 @@ The kernels:
     softmax_xent_forward(logits, target, loss, probs)               loss (N,), probs (N,K)
     softmax_xent_backward(probs, target, gloss, glogits)            gloss (N,) -> glogits (N,K)
     bias_add(y, b)                y (N,C,L) += b[c]        bias_grad(gy, gb)   gb[c] = sum over N, L
+    sgd_update(p, g, v, lr, momentum, weight_decay, nesterov)       p and v (momentum buffer) in place
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ DEVICE = "cpu"
 KERNELS = ("im2col", "col2im", "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward",
            "avgpool2d_backward", "lrn_forward", "lrn_backward", "relu_forward", "relu_backward",
            "dropout_mask", "dropout_apply", "softmax_xent_forward", "softmax_xent_backward",
-           "bias_add", "bias_grad")
+           "bias_add", "bias_grad", "sgd_update")
 
 
 # =============================================================================================
@@ -331,3 +332,28 @@ def bias_add(y, b):
 def bias_grad(gy, gb):
     """grad wrt bias: gb[c] = sum of gy[:, c, :]."""
     gb[...] = gy.sum(axis=(0, 2))
+
+
+# =============================================================================================
+# SGD: the optimizer's loop over every weight, every step
+# =============================================================================================
+#
+# PyTorch's torch.optim.SGD (dampening 0), on one parameter p with gradient g:
+#     d = g + weight_decay * p
+#     v = momentum * v + d                  the momentum buffer; it starts at 0, so v = d at step 1
+#     p = p - lr * (d + momentum * v)       with nesterov=True
+#     p = p - lr * v                        without
+# In NumPy each line is a pass over memory, and ``lr * v`` a temporary as large as p: fused in one
+# loop (numba, CUDA) it was 4x faster on AlexNet's fc6 weight.
+
+
+def sgd_update(p, g, v, lr, momentum, weight_decay, nesterov):
+    """One SGD step, in place on ``p`` and on the momentum buffer ``v`` (None without momentum:
+    then p = p - lr * d). Hyper-parameters are Python floats; nesterov a bool."""
+    d = g + weight_decay * p if weight_decay else g          # weight decay 0 leaves g as it is, inf * 0 too
+    if v is None:
+        p -= lr * d
+        return
+    v *= momentum
+    v += d
+    p -= lr * (d + momentum * v if nesterov else v)
