@@ -17,10 +17,11 @@ The columns are kept for backward when the whole batch fits in one chunk, and re
 chunk in backward otherwise (an im2col costs far less than the GEMM it feeds).
 
 The default budget, 32 MiB, is small on purpose: small chunks are faster as well as lighter, because a
-chunk's input and columns are still in the CPU's cache when the GEMM reads them. Measured on 2 cores,
-torchvision AlexNet at batch 64, forward+backward of each conv layer: conv1 922 ms with 32 MiB chunks
-against 1712 ms with 256 MiB, conv2 1390 against 1964, conv4 975 against 1050. (conv3, whose 75 MB of
-columns fit one 256 MiB chunk and are kept, lost: 771 against 629.)
+chunk's input and columns are still in the CPU's cache when the GEMM reads them. Measured on 2 cores
+(before the scratch buffers below), torchvision AlexNet at batch 64, forward+backward of each conv
+layer: conv1 922 ms with 32 MiB chunks against 1712 ms with 256 MiB, conv2 1390 against 1964, conv4
+975 against 1050. (conv3, whose 75 MB of columns fit one 256 MiB chunk and are kept, lost: 771
+against 629.)
 
 A chunk's temporaries (its columns, its GEMM output, the transposed gradient) live in scratch
 buffers that every conv layer reuses, allocated once (``_scratch``). Fresh memory is not free: the OS
