@@ -35,6 +35,8 @@ Two convolutions live here, and a test checks that they agree:
 
 from __future__ import annotations
 
+import math
+
 from minialex import backend
 from minialex.ops._args import check_4d, output_size, pair
 from minialex.ops.basic import Pad
@@ -65,9 +67,7 @@ def _scratch(purpose, shape, like):
     its contents are overwritten by the next conv layer. Never hand one out beyond the op."""
     xp = backend.xp_of(like)
     key = (purpose, xp.__name__, like.dtype.str)
-    size = 1
-    for dim in shape:
-        size *= dim
+    size = math.prod(shape)
     buffer = _scratch_buffers.get(key)
     if buffer is None or buffer.size < size:
         buffer = _scratch_buffers[key] = xp.empty(size, dtype=like.dtype)
